@@ -1,0 +1,45 @@
+# Build, test and demo targets. `make test` is what CI runs (through .ci/run).
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MACHINE := $(shell uname -m)
+BPF_ARCH := $(subst aarch64,arm64,$(subst x86_64,x86,$(MACHINE)))
+BPF_DIR := operator/seccomp_recorder/recorder/bpf
+BPF_OBJ := $(BPF_DIR)/recorder.bpf.o
+
+.PHONY: all venv bpf lint typecheck test test-unit demo clean
+
+all: venv bpf
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The BPF object is compiled from source with clang against the kernel's BTF
+# (CO-RE), so no kernel headers are needed; it is never committed.
+bpf: $(BPF_OBJ)
+
+$(BPF_OBJ): $(wildcard $(BPF_DIR)/*.c) $(wildcard $(BPF_DIR)/*.h)
+	clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
+		-I/usr/include/$(MACHINE)-linux-gnu -c $(BPF_DIR)/recorder.bpf.c -o $@
+
+lint: venv
+	$(PY) -m ruff check operator devcluster tests
+	$(VENV)/bin/lint-imports
+
+typecheck: venv
+	$(PY) -m mypy
+
+test: venv bpf lint typecheck
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -f $(BPF_OBJ)

@@ -1,0 +1,1 @@
+"""The `seccomp-recorder` command line."""

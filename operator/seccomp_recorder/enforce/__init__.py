@@ -1,0 +1,1 @@
+"""Enforcement of profiles on processes through libseccomp."""

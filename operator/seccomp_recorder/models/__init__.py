@@ -1,0 +1,1 @@
+"""Pure data models of seccomp profiles and recordings, and the algebra on them (no I/O)."""

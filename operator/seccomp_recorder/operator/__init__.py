@@ -1,0 +1,1 @@
+"""The kopf operator: deploys the node agent and turns recordings into SeccompProfiles."""

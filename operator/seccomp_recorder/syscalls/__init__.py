@@ -1,0 +1,1 @@
+"""Per-architecture syscall tables: name and number lookups, and validation of names."""
