@@ -1,15 +1,87 @@
-"""The `seccomp-recorder validate` subcommand."""
+"""The `seccomp-recorder validate` subcommand: report every problem in profile files.
+
+Each problem is printed to standard output as `FILE: PATH: message`, where PATH points
+into the document (such as `spec.syscalls[0].names`). Warnings are printed too but
+fail the command only with --strict.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from seccomp_recorder.cli.profile_files import (
+    EXIT_INVALID_PROFILE,
+    EXIT_OK,
+    EXIT_STATUS_EPILOG,
+    CommandError,
+    add_native_architecture_option,
+    native_architecture,
+    read_input,
+)
+from seccomp_recorder.models.errors import ProfileError
+from seccomp_recorder.models.formats import parse_profile
+from seccomp_recorder.models.profile import Architecture, SeccompProfile
+from seccomp_recorder.syscalls.check import Severity, find_problems
+
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser("validate", help="(not implemented yet)")
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "validate",
+        help="check profile files and print every problem found",
+        description="""\
+Check seccomp profiles in OCI JSON or Kubernetes YAML form: their fields, their
+syscall names against each listed architecture's syscall table, and settings that
+runc cannot load. Every problem is printed, not only the first, as FILE: PATH: message.
+""",
+        epilog=EXIT_STATUS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="profile file to check, in either form; - reads standard input",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 on warnings too (default: only errors fail)",
+    )
+    add_native_architecture_option(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    raise NotImplementedError("validate")
+    native = native_architecture(args)
+    status = EXIT_OK
+    for path in args.files:
+        status = max(status, _validate_file(path, native=native, strict=args.strict))
+    return status
+
+
+def _validate_file(path: str, *, native: Architecture, strict: bool) -> int:
+    """Print the problems of one file and return its exit status."""
+    try:
+        text = read_input(path)
+    except CommandError as error:
+        print(error)
+        return error.exit_status
+    try:
+        parsed = parse_profile(text)
+    except ProfileError as error:
+        for message in error.problems:
+            print(f"{path}: {message}")
+        return EXIT_INVALID_PROFILE
+
+    if isinstance(parsed, SeccompProfile):
+        spec, prefix = parsed.spec, "spec."
+    else:
+        spec, prefix = parsed, ""
+    problems = find_problems(spec, native=native)
+    for problem in problems:
+        print(f"{path}: {prefix}{problem}")
+    if not problems:
+        print(f"{path}: valid")
+    failing = [problem for problem in problems if strict or problem.severity is Severity.ERROR]
+    return EXIT_INVALID_PROFILE if failing else EXIT_OK

@@ -1,0 +1,103 @@
+"""Reading and writing profile files for the subcommands, and their shared exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seccomp_recorder import atomicfile
+from seccomp_recorder.models.profile import Architecture
+from seccomp_recorder.syscalls import tables
+
+EXIT_OK = 0
+EXIT_INVALID_PROFILE = 1
+EXIT_USAGE = 2
+
+EXIT_STATUS_EPILOG = """\
+exit status:
+  0  every profile is valid and the command succeeded
+  1  a profile is invalid: it cannot be parsed, fails validation or names an
+     unknown syscall, and no output file is written
+  2  the command could not run: an invalid option, an input file that cannot be
+     read, or an output file that cannot be written
+"""
+
+STDIN_STDOUT = "-"
+
+
+class CommandError(Exception):
+    """A failure that ends a subcommand with `exit_status` after its message is shown."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+def read_input(path: str) -> str:
+    """Return the text of the file at `path`, or of standard input for `-`.
+
+    Raises CommandError with EXIT_USAGE when the file cannot be read or is not UTF-8.
+    """
+    try:
+        if path == STDIN_STDOUT:
+            return sys.stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CommandError(
+            f"{path}: cannot read the file: {reason}: check the path and its permissions",
+            EXIT_USAGE,
+        ) from error
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"{path}: the file is not UTF-8 text ({error.reason} at byte {error.start}):"
+            " pass a JSON or YAML profile",
+            EXIT_USAGE,
+        ) from error
+
+
+def write_output(path: str | None, text: str) -> None:
+    """Write `text` to the file at `path` atomically, or to standard output for None or `-`.
+
+    Raises CommandError with EXIT_USAGE when the file cannot be written; the file at
+    `path` is then left as it was.
+    """
+    if path is None or path == STDIN_STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        atomicfile.write_atomic(path, text)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CommandError(
+            f"{path}: cannot write the output file: {reason}: check that the directory"
+            " exists and is writable",
+            EXIT_USAGE,
+        ) from error
+
+
+def add_native_architecture_option(parser: argparse.ArgumentParser) -> None:
+    """Add --native-architecture, the architecture that profiles without any are checked on."""
+    parser.add_argument(
+        "--native-architecture",
+        choices=list(Architecture),
+        type=Architecture,
+        metavar="ARCH",
+        help=(
+            "check the syscall names of profiles that list no architectures against ARCH,"
+            " one of the SCMP_ARCH_ names (default: this machine's architecture)"
+        ),
+    )
+
+
+def native_architecture(args: argparse.Namespace) -> Architecture:
+    """Return the architecture from --native-architecture, or this machine's."""
+    chosen: Architecture | None = args.native_architecture
+    if chosen is not None:
+        return chosen
+    try:
+        return tables.native_architecture()
+    except tables.UnsupportedArchitectureError as error:
+        raise CommandError(f"{error}. Pass it with --native-architecture", EXIT_USAGE) from error
