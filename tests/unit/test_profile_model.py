@@ -343,3 +343,18 @@ def test_resource_drops_server_set_fields() -> None:
 def test_invalid_resource_is_rejected(document: dict[str, Any], expected: str) -> None:
     messages = resource_messages(document)
     assert any(message.startswith(expected) for message in messages), messages
+
+
+def test_json_schema_keeps_constraints() -> None:
+    # The CRDs are generated from this schema, so the API server enforces the same limits.
+    definitions = SeccompProfile.model_json_schema(by_alias=True)["$defs"]
+    argument = definitions["SyscallArgument"]["properties"]
+    rule = definitions["SyscallRule"]["properties"]
+    metadata = definitions["ObjectMeta"]["properties"]
+    assert argument["index"]["maximum"] == 5
+    assert argument["value"]["maximum"] == 2**64 - 1
+    assert rule["names"]["minItems"] == 1
+    assert rule["names"]["items"]["pattern"] == "^[a-z0-9_]+$"
+    assert metadata["name"]["maxLength"] == 253
+    assert "pattern" in metadata["name"]
+    assert definitions["SeccompProfileSpec"]["additionalProperties"] is False

@@ -208,31 +208,33 @@ ArchitectureField = Annotated[
     Architecture, BeforeValidator(_parse_member(Architecture, "architecture"))
 ]
 FlagField = Annotated[Flag, BeforeValidator(_parse_member(Flag, "flag"))]
+# NB: each Field comes before its BeforeValidator: pydantic leaves a constraint that
+# follows a before-validator out of the JSON schema, and the CRDs need every one.
 SyscallName = Annotated[
-    str, BeforeValidator(_check_syscall_name), Field(pattern=SYSCALL_NAME_PATTERN)
+    str, Field(pattern=SYSCALL_NAME_PATTERN), BeforeValidator(_check_syscall_name)
 ]
 ErrnoRet = Annotated[
     int,
-    BeforeValidator(_parse_uint("errnoRet", MAX_TRACE_DATA, allow_digits=True)),
     Field(ge=0, le=MAX_TRACE_DATA),
+    BeforeValidator(_parse_uint("errnoRet", MAX_TRACE_DATA, allow_digits=True)),
 ]
 ArgumentIndex = Annotated[
     int,
-    BeforeValidator(_parse_uint("argument index", MAX_ARGUMENT_INDEX)),
     Field(ge=0, le=MAX_ARGUMENT_INDEX),
+    BeforeValidator(_parse_uint("argument index", MAX_ARGUMENT_INDEX)),
 ]
 ArgumentValue = Annotated[
-    int, BeforeValidator(_parse_uint("argument value", MAX_UINT64)), Field(ge=0, le=MAX_UINT64)
+    int, Field(ge=0, le=MAX_UINT64), BeforeValidator(_parse_uint("argument value", MAX_UINT64))
 ]
 ObjectName = Annotated[
     str,
-    BeforeValidator(_check_k8s_name("name", DNS_SUBDOMAIN_PATTERN, 253)),
     Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN),
+    BeforeValidator(_check_k8s_name("name", DNS_SUBDOMAIN_PATTERN, 253)),
 ]
 NamespaceName = Annotated[
     str,
-    BeforeValidator(_check_k8s_name("namespace", DNS_LABEL_PATTERN, 63)),
     Field(max_length=63, pattern=DNS_LABEL_PATTERN),
+    BeforeValidator(_check_k8s_name("namespace", DNS_LABEL_PATTERN, 63)),
 ]
 
 
