@@ -146,12 +146,30 @@ def test_clone3_enosys_rule_satisfies_check() -> None:
     assert problems == []
 
 
-def test_clone3_check_skips_kill_default() -> None:
+def test_clone3_killed_by_default_is_a_warning() -> None:
     problems = find_problems(
         spec(defaultAction="SCMP_ACT_KILL_PROCESS", syscalls=[allow("read")]),
         native=Architecture.X86_64,
     )
+    assert problems[0].message.startswith(
+        "clone3 is denied with SCMP_ACT_KILL_PROCESS by the default action"
+    )
+
+
+def test_clone3_check_skips_enosys_default() -> None:
+    problems = find_problems(
+        spec(defaultErrnoRet=38, syscalls=[allow("read")]), native=Architecture.X86_64
+    )
     assert problems == []
+
+
+def test_clone3_check_skips_permitting_defaults() -> None:
+    for default_action in ["SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW"]:
+        problems = find_problems(
+            spec(defaultAction=default_action, syscalls=[allow("read")]),
+            native=Architecture.X86_64,
+        )
+        assert problems == [], default_action
 
 
 def test_problems_come_in_document_order() -> None:

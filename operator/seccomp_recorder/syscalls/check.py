@@ -37,7 +37,7 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True)
 class Problem:
-    """A problem found in a profile spec, at `path` (such as `syscalls[2].names[0]`)."""
+    """A problem found in a profile spec, at `path` (such as `syscalls[2].names`)."""
 
     path: str
     message: str
@@ -76,14 +76,16 @@ def _check_names(spec: SeccompProfileSpec, native: Architecture | None) -> list[
     )
     problems = []
     for rule_index, rule in enumerate(spec.syscalls):
-        for name_index, name in enumerate(rule.names):
+        # The path stops at the list, because the models sort names and an index into the
+        # sorted list would not match the file; the message names the syscall instead.
+        for name in rule.names:
             if name in known:
                 continue
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {quote(close[0])}?)" if close else ""
             problems.append(
                 Problem(
-                    f"syscalls[{rule_index}].names[{name_index}]",
+                    f"syscalls[{rule_index}].names",
                     f"syscall {quote(name)} is not known on {where}{hint}: correct the name or"
                     " remove it, because runtimes skip names an architecture does not have",
                 )
@@ -123,32 +125,41 @@ def _check_flags(spec: SeccompProfileSpec) -> list[Problem]:
 
 
 def _check_clone3(spec: SeccompProfileSpec) -> list[Problem]:
-    """Warn when clone3 is denied with an errno other than ENOSYS.
+    """Warn when the default action denies clone3 in a way other than failing with ENOSYS.
 
     glibc 2.34 and later try clone3 first and fall back to clone only when clone3 fails
-    with ENOSYS, so denying clone3 with EPERM makes every thread creation fail.
+    with ENOSYS, so denying clone3 with EPERM (or killing the caller) breaks every thread
+    creation. SCMP_ACT_TRACE with no tracer attached fails the call with ENOSYS, so it is
+    left alone, as are the defaults that permit the call.
     """
-    if spec.default_action is not Action.ERRNO:
+    if spec.default_action in _CLONE3_SAFE_DEFAULTS:
         return []
     if any("clone3" in rule.names and not rule.args for rule in spec.syscalls):
         return []
-    default_errno = errno.EPERM if spec.default_errno_ret is None else spec.default_errno_ret
     try:
         enosys = enosys_errno(spec.architectures)
     except ProfileError:
         enosys = errno.ENOSYS  # Mixed MIPS and other architectures: no single right value.
-    if default_errno == enosys:
-        return []
+    if spec.default_action is Action.ERRNO:
+        default_errno = errno.EPERM if spec.default_errno_ret is None else spec.default_errno_ret
+        if default_errno == enosys:
+            return []
+        outcome = f"denied with errno {default_errno}"
+    else:
+        outcome = f"denied with {spec.default_action.value}"
     return [
         Problem(
             "syscalls",
-            f"clone3 is denied with errno {default_errno} by the default action, but glibc 2.34"
-            " and later fall back to clone only when clone3 fails with ENOSYS, so creating a"
-            " thread fails: add a rule with names [clone3], action SCMP_ACT_ERRNO and errnoRet"
-            f" {enosys} (ENOSYS), or allow clone3",
+            f"clone3 is {outcome} by the default action, but glibc 2.34 and later fall back"
+            " to clone only when clone3 fails with ENOSYS, so creating a thread fails: add a"
+            f" rule with names [clone3], action SCMP_ACT_ERRNO and errnoRet {enosys} (ENOSYS),"
+            " or allow clone3",
             Severity.WARNING,
         )
     ]
+
+
+_CLONE3_SAFE_DEFAULTS = frozenset({Action.ALLOW, Action.LOG, Action.TRACE})
 
 
 def _document_order(path: str) -> tuple[object, ...]:
