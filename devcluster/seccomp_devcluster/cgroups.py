@@ -40,17 +40,19 @@ def _cgroup_mounts() -> list[tuple[Path, str]]:
     return result
 
 
-def remove_cgroup(path: str) -> None:
+def remove_cgroup(path: str, levels: int | None = None) -> None:
     """Remove the cgroup `path` and its empty parents in every hierarchy.
 
+    `levels` limits how many trailing path components may be removed (None: all).
     runc places a relative cgroup path under its own cgroup in each hierarchy and
     crun under the hierarchy's root, so both places are tried. Busy or non-empty
     cgroups (a pod cgroup with other containers) are left alone.
     """
     parts = [p for p in path.strip("/").split("/") if p]
+    lowest = 0 if levels is None else max(len(parts) - levels, 0)
     for mount_point, own in _cgroup_mounts():
         for base in {mount_point, mount_point / own.lstrip("/")}:
-            for depth in range(len(parts), 0, -1):
+            for depth in range(len(parts), lowest, -1):
                 try:
                     (base / "/".join(parts[:depth])).rmdir()
                 except FileNotFoundError:

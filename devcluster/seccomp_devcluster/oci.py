@@ -117,6 +117,8 @@ class ContainerSpec:
     capabilities: list[str] = field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
     # Path of a network namespace to join; None gives a new one with only lo.
     network_namespace: str | None = None
+    # Share the caller's network namespace (a hostNetwork pod); overrides the above.
+    host_network: bool = False
     uid: int = 0
     gid: int = 0
     additional_gids: list[int] = field(default_factory=list)
@@ -227,12 +229,15 @@ def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
 def build_config(spec: ContainerSpec, rootfs_path: str, cgroups_path: str) -> dict[str, Any]:
     """Return the OCI runtime config (config.json) for `spec`."""
     capabilities = list(spec.capabilities)
-    network: dict[str, str] = {"type": "network"}
-    if spec.network_namespace is not None:
-        network["path"] = spec.network_namespace
+    namespaces: list[dict[str, str]] = [
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+    if not spec.host_network:
+        network = {"type": "network"}
+        if spec.network_namespace is not None:
+            network["path"] = spec.network_namespace
+        namespaces.append(network)
     linux: dict[str, Any] = {
-        "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
-                       network],
+        "namespaces": namespaces,
         "cgroupsPath": cgroups_path,
         "resources": {"devices": [{"allow": False, "access": "rwm"}]},
         "maskedPaths": list(MASKED_PATHS),
@@ -301,15 +306,21 @@ class RunningContainer:
     stdout and stderr are written straight to `stdout` and `stderr` (file objects,
     descriptors, or None for /dev/null). Use it as a context manager, or call
     `delete`, which is safe to call in any state and more than once.
+
+    `runtime_root` (default `workdir/runtime/<runtime>`) is the runtime's `--root`.
+    With `remove_parent_cgroups` false, `delete` removes only the container's own
+    cgroup, so a caller that creates sibling containers concurrently never races
+    with the removal of their common parent.
     """
 
     def __init__(self, spec: ContainerSpec, workdir: Path, *, container_id: str | None = None,
-                 stdout: StdioTarget = None, stderr: StdioTarget = None) -> None:
+                 stdout: StdioTarget = None, stderr: StdioTarget = None,
+                 runtime_root: Path | None = None, remove_parent_cgroups: bool = True) -> None:
         self.spec = spec
         self.id = container_id or new_container_id()
         self.workdir = workdir
         self.bundle = workdir / "bundles" / self.id
-        self.root = workdir / "runtime" / spec.runtime
+        self.root = runtime_root or workdir / "runtime" / spec.runtime
         self.runtime_log = workdir / "bundles" / f"{self.id}.log"
         self.cgroups_path = f"{spec.cgroup_parent}/{self.id}"
         self._stdout = stdout
@@ -324,6 +335,7 @@ class RunningContainer:
         self._exited = threading.Event()
         self._reader: threading.Thread | None = None
         self._deleted = False
+        self._remove_parent_cgroups = remove_parent_cgroups
 
     def __enter__(self) -> Self:
         return self
@@ -459,7 +471,7 @@ class RunningContainer:
                     logger.warning("Shim of container %s did not exit; killing it", self.id)
                     self._shim.kill()
                     self._shim.wait()
-            remove_cgroup(self.cgroups_path)
+            remove_cgroup(self.cgroups_path, None if self._remove_parent_cgroups else 1)
             shutil.rmtree(self.bundle, ignore_errors=True)
             self.runtime_log.unlink(missing_ok=True)
             _remove_empty(self.root)

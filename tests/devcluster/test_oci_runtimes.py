@@ -132,12 +132,13 @@ def test_cgroup_path_ends_in_container_id(runtime: oci.Runtime, tmp_path: Path) 
 
 
 def test_run_leaves_nothing_behind(runtime: oci.Runtime, tmp_path: Path) -> None:
-    spec = oci.ContainerSpec(["true"], runtime=runtime)
+    parent = f"seccomp-devcluster-test-{oci.new_container_id()[:8]}"
+    spec = oci.ContainerSpec(["true"], runtime=runtime, cgroup_parent=f"{parent}/pod")
 
     result = oci.run_container(spec, tmp_path)
 
     assert leftover_cgroups(result.container_id) == []
-    assert list(Path("/sys/fs/cgroup/pids").glob("seccomp-devcluster")) == []
+    assert [path for path in Path("/sys/fs/cgroup").rglob(parent)] == []
     assert list(tmp_path.iterdir()) == []
 
 
