@@ -107,6 +107,9 @@ class Objects:
         """Create an object; return it with the warnings about pruned fields."""
         obj = self._checked_body(rtype, body)
         obj = copy.deepcopy(_to_storage(rtype, obj))
+        if rtype.group != "events.k8s.io":
+            obj["apiVersion"] = rtype.api_version
+            obj["kind"] = rtype.kind
         metadata = obj.setdefault("metadata", {})
         namespace = self._object_namespace(rtype, namespace, metadata)
 

@@ -8,7 +8,9 @@ created, updated and deleted (see `crds.py`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -130,27 +132,8 @@ class Registry:
         self._load_built_ins()
 
     def _load_built_ins(self) -> None:
-        bundled = kmock.ResourcesArray()
-        bundled.load_bundled()
-        for resource in bundled:
-            info = bundled[resource]
-            group, version, plural = resource.group, resource.version, resource.plural
-            if group is None or version is None or plural is None:
-                continue
-            if group in NOT_BUILT_IN_GROUPS:
-                continue
-            self.add(ResourceType(
-                group=group,
-                version=version,
-                plural=plural,
-                kind=info.kind or plural.capitalize(),
-                singular=info.singular or plural,
-                namespaced=bool(info.namespaced),
-                verbs=sorted(info.verbs),
-                short_names=sorted(info.shortnames),
-                categories=sorted(info.categories),
-                subresources=sorted(info.subresources & SERVED_SUBRESOURCES),
-            ))
+        for rtype in _built_in_types():
+            self.add(copy.deepcopy(rtype))
 
     def add(self, rtype: ResourceType) -> None:
         self._types[(rtype.group, rtype.version, rtype.plural)] = rtype
@@ -195,3 +178,29 @@ class Registry:
              if rtype.group == group and rtype.version == version),
             key=lambda rtype: rtype.plural,
         )
+
+
+@functools.cache
+def _built_in_types() -> tuple[ResourceType, ...]:
+    """Read KMock's bundled discovery data (from a real cluster) once per process."""
+    bundled = kmock.ResourcesArray()
+    bundled.load_bundled()
+    result = []
+    for resource in bundled:
+        info = bundled[resource]
+        group, version, plural = resource.group, resource.version, resource.plural
+        if group is None or version is None or plural is None or group in NOT_BUILT_IN_GROUPS:
+            continue
+        result.append(ResourceType(
+            group=group,
+            version=version,
+            plural=plural,
+            kind=info.kind or plural.capitalize(),
+            singular=info.singular or plural,
+            namespaced=bool(info.namespaced),
+            verbs=sorted(info.verbs),
+            short_names=sorted(info.shortnames),
+            categories=sorted(info.categories),
+            subresources=sorted(info.subresources & SERVED_SUBRESOURCES),
+        ))
+    return tuple(result)
