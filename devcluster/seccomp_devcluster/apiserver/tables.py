@@ -215,6 +215,10 @@ BUILT_IN_TABLES: dict[tuple[str, str], BuiltInTable] = {
 }
 
 
+# Kinds whose tables put the name last, shown by `-o wide` only (as events do).
+_NAME_LAST = frozenset({("", "events")})
+
+
 def _custom_columns(rtype: registry.ResourceType) -> list[Column]:
     if not rtype.printer_columns:
         return [AGE_COLUMN]
@@ -256,6 +260,8 @@ def _row_cells(rtype: registry.ResourceType, obj: dict[str, Any]) -> Row:
     built_in = BUILT_IN_TABLES.get(rtype.storage_key)
     if built_in is None:
         return [name, _created(obj)]
+    if rtype.storage_key in _NAME_LAST:
+        return built_in[1](obj) + [name]
     return [name] + built_in[1](obj)
 
 
@@ -263,7 +269,11 @@ def columns(rtype: registry.ResourceType) -> list[Column]:
     if rtype.is_custom:
         return [NAME_COLUMN] + _custom_columns(rtype)
     built_in = BUILT_IN_TABLES.get(rtype.storage_key)
-    return [NAME_COLUMN] + (built_in[0] if built_in else [AGE_COLUMN])
+    if built_in is None:
+        return [NAME_COLUMN, AGE_COLUMN]
+    if rtype.storage_key in _NAME_LAST:
+        return built_in[0] + [dict(NAME_COLUMN, priority=1)]
+    return [NAME_COLUMN] + built_in[0]
 
 
 def _row_object(obj: dict[str, Any], include_object: str) -> dict[str, Any] | None:
