@@ -132,7 +132,7 @@ class ApiServer:
         self._api.server_address = f"{self.host}:{self.port}"
         self._handler = handler.ApiHandler(emulator=self._api)
         await self._handler.__aenter__()
-        web_server = aiohttp.web.Server(self._handler, handler_cancellation=True)
+        web_server = aiohttp.web.Server(self._handler, handler_cancellation=True, access_log=None)
         self._runner = aiohttp.web.ServerRunner(web_server, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
         await self._runner.setup()
         await aiohttp.web.SockSite(self._runner, listener).start()
