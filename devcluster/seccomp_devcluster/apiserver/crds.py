@@ -22,6 +22,7 @@ def check_spec(crd: dict[str, Any], existing: registry.Registry) -> None:
     names = spec.get("names") or {}
     group = spec.get("group") or ""
     causes: list[dict[str, str]] = []
+
     if not group:
         causes.append(errors.cause("FieldValueRequired", "spec.group", "Required value"))
     if not names.get("plural"):
@@ -36,6 +37,7 @@ def check_spec(crd: dict[str, Any], existing: registry.Registry) -> None:
         causes.append(errors.cause(
             "FieldValueInvalid", "metadata.name",
             f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
+
     versions = spec.get("versions") or []
     if not versions:
         causes.append(errors.cause("FieldValueRequired", "spec.versions", "Required value"))
@@ -49,6 +51,7 @@ def check_spec(crd: dict[str, Any], existing: registry.Registry) -> None:
             causes.append(errors.cause(
                 "FieldValueRequired", f"spec.versions[{index}].schema.openAPIV3Schema",
                 "Required value: schemas are required"))
+
     if group and names.get("plural"):
         for rtype in existing:
             if rtype.group == group and rtype.plural == names["plural"] and not rtype.is_custom:
@@ -56,6 +59,7 @@ def check_spec(crd: dict[str, Any], existing: registry.Registry) -> None:
                     "FieldValueInvalid", "spec.group",
                     f'Invalid value: "{group}": the group and plural are served by a built-in resource'))
                 break
+
     if causes:
         raise errors.invalid(CRD_KIND, CRD_GROUP, name, causes)
 

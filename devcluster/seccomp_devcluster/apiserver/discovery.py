@@ -151,7 +151,7 @@ def aggregated(types: registry.Registry, core: bool, api_version: str) -> dict[s
 
 
 def wants_aggregated(accept: str) -> str | None:
-    """Return the aggregated discovery media type the Accept header asks for, if any."""
+    """Return the aggregated discovery media type that the Accept header requests, if any."""
     for part in accept.split(","):
         parameters = {item.strip() for item in part.split(";")[1:]}
         if "as=APIGroupDiscoveryList" in parameters and "g=apidiscovery.k8s.io" in parameters:

@@ -92,7 +92,7 @@ def invalid(kind: str, group: str, name: str, causes: list[dict[str, str]]) -> k
 
 
 def cause(reason: str, field: str, message: str) -> dict[str, str]:
-    """One entry of `details.causes`; `reason` is e.g. FieldValueRequired."""
+    """Build one entry of `details.causes`, with a reason such as FieldValueRequired."""
     return {"reason": reason, "message": message, "field": field}
 
 

@@ -50,7 +50,7 @@ class ApiHandler(kmock.KubernetesScaffold):
             response = await self._serve(request, raw_request)
         except kmock.KubernetesError as error:
             response = api.error_response(error)
-        except Exception as error:  # a bug must answer 500, as the real server does
+        except Exception as error:  # an unexpected error returns 500, as on the real server
             logger.exception("request %s %s failed", raw_request.method, raw_request.path_qs)
             response = api.error_response(kmock.KubernetesError(
                 status=500, reason="InternalError",

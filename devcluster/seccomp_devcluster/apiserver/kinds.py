@@ -152,5 +152,5 @@ def keeps_status_on_create(storage_key: tuple[str, str]) -> bool:
 
 
 def tracks_generation(storage_key: tuple[str, str], custom: bool, has_status: bool) -> bool:
-    """Whether the kind has metadata.generation, bumped on spec changes."""
+    """Return whether the kind has metadata.generation, bumped on spec changes."""
     return custom or (has_status and storage_key not in (NAMESPACES, NODES, SERVICES))

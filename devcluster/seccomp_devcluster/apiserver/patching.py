@@ -173,7 +173,7 @@ def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
 
 
 def _reorder(field: str, items: list[Any], order: list[Any]) -> list[Any]:
-    """Order a list as `$setElementOrder` says; unmentioned items keep their place after."""
+    """Sort a list into the order `$setElementOrder` gives; unlisted items go last."""
     merge_key = _merge_key(field, items)
     if merge_key is None:
         keys = order

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 Causes = list[dict[str, str]]
 
-# Object keys kept at the top level and in embedded resources whatever the schema says.
+# Object keys kept at the top level and in embedded resources whatever the schema declares.
 _RESOURCE_KEYS = ("apiVersion", "kind", "metadata")
 
 

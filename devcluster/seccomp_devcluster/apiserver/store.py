@@ -1,9 +1,9 @@
 """In-memory object storage with one cluster-wide resourceVersion counter, as etcd has.
 
 Every committed change gets the next resourceVersion and one watch event, so the
-events in the history have consecutive versions. The history is bounded: a watch that
-asks for a version older than what the history retains gets 410 Expired, which is how
-the real API server behaves after etcd compaction.
+events in the history have consecutive versions. The history is bounded, so a watch
+that requests a version older than the history retains gets 410 Expired, as the real
+API server does after etcd compaction.
 
 NB: stored objects are never mutated in place. Writers deep-copy, change the copy, and
 commit it; the history and the responses share the committed dicts.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -113,9 +114,7 @@ class Store:
         start = resource_version - self.compacted_version
         if start >= len(self._history):
             return []
-        if start <= 0:
-            return list(self._history)
-        return [self._history[index] for index in range(start, len(self._history))]
+        return list(itertools.islice(self._history, max(start, 0), None))
 
     def new_events_signal(self) -> asyncio.Event:
         """Return an event that is set by the next commit (take it before reading events)."""

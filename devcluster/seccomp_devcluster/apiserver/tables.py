@@ -107,7 +107,12 @@ def _pod_row(pod: dict[str, Any]) -> Row:
 def _node_row(node: dict[str, Any]) -> Row:
     conditions = _get(node, "status", "conditions") or []
     ready = next((item for item in conditions if item.get("type") == "Ready"), None)
-    status = "Unknown" if ready is None else ("Ready" if ready.get("status") == "True" else "NotReady")
+    if ready is None:
+        status = "Unknown"
+    elif ready.get("status") == "True":
+        status = "Ready"
+    else:
+        status = "NotReady"
     if _get(node, "spec", "unschedulable"):
         status += ",SchedulingDisabled"
     labels = _get(node, "metadata", "labels") or {}

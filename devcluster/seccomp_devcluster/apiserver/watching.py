@@ -93,7 +93,7 @@ def _encode(event_type: str, obj: dict[str, Any]) -> bytes:
 
 
 def _visible_type(event: WatchEvent, matcher: selectors.Matcher) -> str | None:
-    """Translate a stored event into what a filtered watch sees, or None."""
+    """Return the event type that a filtered watch receives for a stored event, or None."""
     now_matches = matcher(event.object)
     if event.type == "ADDED":
         return "ADDED" if now_matches else None
