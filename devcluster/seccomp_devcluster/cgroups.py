@@ -113,3 +113,28 @@ def crun_ready(directory: Path | None = None) -> Iterator[None]:
                 _hugetlb_mount.rmdir()
                 logger.debug("Unmounted the hugetlb hierarchy at %s", _hugetlb_mount)
                 _hugetlb_mount = None
+
+
+def remove_cgroup_tree(path: str) -> list[str]:
+    """Remove the cgroup `path` with every cgroup below it, in every hierarchy.
+
+    For clean-up after the processes are gone: a cgroup that still has processes
+    stays, and is returned with the others that could not be removed.
+    """
+    parts = [p for p in path.strip("/").split("/") if p]
+    remaining: list[str] = []
+    for mount_point, own in _cgroup_mounts():
+        for base in {mount_point, mount_point / own.lstrip("/")}:
+            top = base.joinpath(*parts)
+            if not top.is_dir():
+                continue
+            directories = sorted((p for p in top.rglob("*") if p.is_dir()),
+                                 key=lambda p: len(p.parts), reverse=True)
+            for directory in [*directories, top]:
+                try:
+                    directory.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    remaining.append(str(directory))
+    return remaining

@@ -109,18 +109,20 @@ class PodWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def request_stop(self, grace_period: float, *, deleted: bool) -> None:
-        """Stop the pod's containers within `grace_period` seconds.
+    def request_stop(self, grace_period: float, *, deleted: bool) -> bool:
+        """Stop the pod's containers within `grace_period` seconds; True on the first request.
 
         With `deleted`, the pod object is removed once everything has stopped. A
-        second request can only shorten the deadline, as the kubelet allows.
+        later request can only shorten the deadline, as the kubelet allows.
         """
         with self._lock:
+            first = not self._stop.is_set()
             deadline = time.monotonic() + max(grace_period, 0)
             if self._stop_deadline is None or deadline < self._stop_deadline:
                 self._stop_deadline = deadline
             self._deleted = self._deleted or deleted
-        self._stop.set()
+            self._stop.set()
+        return first
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
