@@ -8,6 +8,9 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The `devcluster` fixture: a dev cluster (API server emulator plus node stand-ins).
+pytest_plugins = ["seccomp_devcluster.pytest_plugin"]
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip the calling test when `condition` is false, or fail it under CI=true.
