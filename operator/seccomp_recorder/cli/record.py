@@ -37,7 +37,7 @@ EXIT_RECORDER_FAILED = 125
 EXIT_USAGE = 2
 
 ANNOTATION_PREFIX = "seccomp-recorder.io/"
-# Calls lost in the kernel make a profile incomplete; these counters say so.
+# Calls lost in the kernel make a profile incomplete, and these counters report it.
 LOSS_COUNTERS = {
     Stat.SET_FULL: "the syscall map was full",
     Stat.TASK_STATE_FULL: "the task map was full, so some tasks were not followed",
@@ -64,9 +64,9 @@ def add_parser(subparsers: Any) -> None:
         description="""\
 Run COMMAND and record every syscall it and all its descendants make, including the
 containers it starts through runc or crun, until the last of them exits; then write an
-allow-list seccomp profile. For containers the profile holds the workload's calls plus
-the calls the runtime makes after installing the filter, and none of the runtime's
-setup calls. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
+allow-list seccomp profile. For containers, the profile contains the workload's calls
+and the calls the runtime makes after installing the filter. It contains none of the
+runtime's setup calls. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
 """,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

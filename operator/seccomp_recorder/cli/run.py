@@ -116,5 +116,5 @@ def handle(args: argparse.Namespace) -> int:
         os.execv(executable, command)
     except OSError as error:
         # NB: the filter is in place, so this message may itself fail to print if the
-        # profile denies write; the exit status still says what happened.
+        # profile denies write, but the exit status still reports the failure.
         return _fail(f"cannot execute {executable} under the profile: {error}", 126)

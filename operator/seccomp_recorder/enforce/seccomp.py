@@ -1,8 +1,8 @@
 """Compile a SeccompProfileSpec into a libseccomp filter and load it, as runc does.
 
-The translation follows runc's libseccomp-based one: SCMP_ACT_ERRNO without an
-errnoRet returns EPERM, names libseccomp does not know are resolved through this
-project's syscall tables or else skipped with a warning, and a call made through an
+The translation follows runc's, which is also built on libseccomp. SCMP_ACT_ERRNO
+without an errnoRet returns EPERM. Names libseccomp does not know are resolved through
+this project's syscall tables, or else skipped with a warning. A call made through an
 architecture the profile does not list gets libseccomp's bad-architecture action.
 """
 
@@ -27,7 +27,7 @@ from seccomp_recorder.syscalls import tables
 
 logger = logging.getLogger(__name__)
 
-# libseccomp's "no such syscall" answer of seccomp_syscall_resolve_name (__NR_SCMP_ERROR).
+# The value seccomp_syscall_resolve_name returns for an unknown name (__NR_SCMP_ERROR).
 _UNRESOLVED = -1
 
 _ARCHITECTURES: dict[Architecture, int] = {
@@ -134,8 +134,8 @@ def _add_rule(compiled: CompiledFilter, rule: SyscallRule, native: Architecture)
         try:
             compiled.filter.add_rule(action, number, *arguments)
         except OSError as error:
-            if error.errno == errno.EEXIST:
-                # The default action already does what the rule asks for.
+            if error.errno == errno.EACCES:
+                # libseccomp rejects a rule whose action equals the default action.
                 continue
             raise EnforcementError(
                 f"adding the rule for syscall {name!r} ({rule.action}) failed: {error}"

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class FilterPoint(enum.StrEnum):
-    """How the end of a container runtime's setup was found."""
+    """Method by which the end of a container runtime's setup was found."""
 
     # A seccomp filter was installed in the container: calls after it are filtered.
     SECCOMP_FILTER = "seccomp-filter"
@@ -40,7 +40,7 @@ class FilterPoint(enum.StrEnum):
 
 
 class Target(enum.StrEnum):
-    """Which namespaces a profile is made from."""
+    """Selection of the mount namespaces a profile is made from."""
 
     AUTO = "auto"  # containers when any were recorded, else the command
     COMMAND = "command"
@@ -67,7 +67,7 @@ class RecordedSyscalls:
         return set().union(*self.names.values()) if self.names else set()
 
     def architectures(self) -> list[Architecture]:
-        """The native architecture first, then every other one that made a call."""
+        """Return the native architecture first, then every other one that made a call."""
         native = tables.native_architecture()
         others = sorted(arch for arch in self.names if arch != native)
         return [native, *others]

@@ -65,7 +65,7 @@ class Mode(enum.Enum):
 
 @dataclass(frozen=True)
 class RecorderSettings:
-    """Where the recorder finds its BPF object and the kernel's BTF.
+    """Paths of the recorder's BPF object and of the kernel's BTF.
 
     Read once at start from flags or from SECCOMP_RECORDER_BPF_OBJECT and
     SECCOMP_RECORDER_BTF; a BTF path other than the default is handed to libbpf
@@ -102,7 +102,7 @@ class ExecRecord:
 class NamespaceRecording:
     """Everything recorded in one mount namespace.
 
-    `numbers[phase][abi]` holds raw syscall numbers as the kernel saw them
+    `numbers[phase][abi]` contains raw syscall numbers as the kernel saw them
     (x32 numbers with their 0x40000000 bit).
     """
 
@@ -141,7 +141,7 @@ def _effective_capabilities() -> int:
 
 
 def check_prerequisites(settings: RecorderSettings) -> None:
-    """Raise a RecorderError that says what is missing and what to do, or return."""
+    """Raise a RecorderError naming what is missing and what to do, or return."""
     version = _kernel_version()
     if version < MINIMUM_KERNEL:
         raise KernelTooOld(
@@ -287,7 +287,7 @@ class Recorder:
         """Sum the per-CPU counters of what the kernel side could not keep."""
         stats_map = self._bpf.map("stats")
         cpus = os.cpu_count() or 1
-        # NB: a per-CPU value holds one 8-byte slot for every possible CPU.
+        # NB: a per-CPU value has one 8-byte slot for every possible CPU.
         possible = _possible_cpus() or cpus
         totals: dict[Stat, int] = {}
         for index in range(STAT_COUNT):
