@@ -8,7 +8,7 @@ BPF_ARCH := $(subst aarch64,arm64,$(subst x86_64,x86,$(MACHINE)))
 BPF_DIR := operator/seccomp_recorder/recorder/bpf
 BPF_OBJ := $(BPF_DIR)/recorder.bpf.o
 
-.PHONY: all venv bpf lint typecheck test test-unit demo clean
+.PHONY: all venv bpf lint typecheck test test-unit demo devcluster clean
 
 all: venv bpf
 
@@ -40,6 +40,12 @@ test: venv bpf lint typecheck
 
 test-unit: venv
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
+
+# A dev cluster in the foreground (API server emulator plus NODES node stand-ins
+# running pods with runc/crun) until Ctrl-C; needs root. It prints the kubeconfig.
+NODES ?= 1
+devcluster: venv
+	PYTHONPATH=devcluster $(PY) -m seccomp_devcluster --nodes $(NODES)
 
 clean:
 	rm -f $(BPF_OBJ)
