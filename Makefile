@@ -41,6 +41,10 @@ test: venv bpf lint typecheck
 test-unit: venv
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
 
+# Record redis-server with the command-line recorder, then enforce the profile.
+demo: venv bpf
+	scripts/demo-cli
+
 # A dev cluster in the foreground (API server emulator plus NODES node stand-ins
 # running pods with runc/crun) until Ctrl-C; needs root. It prints the kubeconfig.
 NODES ?= 1
