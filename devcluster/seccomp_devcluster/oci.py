@@ -125,6 +125,8 @@ class ContainerSpec:
     readonly_rootfs: bool = False
     mounts: list[Mount] = field(default_factory=list)
     # Relative cgroup path under which the container's cgroup `<parent>/<id>` is made.
+    # NOTE: runc 1.1 places it under the caller's own cgroup in each v1 hierarchy,
+    # crun 1.8 under each hierarchy's root, so the two nest differently.
     cgroup_parent: str = DEFAULT_CGROUP_PARENT
     annotations: dict[str, str] = field(default_factory=dict)
 

@@ -1,6 +1,6 @@
 """The `devcluster` pytest fixture: a real dev cluster (API server, nodes) for tests.
 
-Registered in tests/conftest.py with `pytest_plugins`. A test asks for it by name:
+Registered in tests/conftest.py with `pytest_plugins`. A test requests it by name:
 
     def test_pod(devcluster: DevCluster) -> None: ...
 
@@ -127,7 +127,7 @@ def devcluster_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clu
 @pytest.fixture
 def devcluster(request: pytest.FixtureRequest,
                devcluster_factory: ClusterFactory) -> Iterator[DevCluster]:
-    """A running dev cluster; `@pytest.mark.devcluster(nodes=N)` sets its node count."""
+    """Yield a running dev cluster; `@pytest.mark.devcluster(nodes=N)` sets its node count."""
     missing = missing_prerequisites()
     if missing:
         pytest.skip(f"the dev cluster needs {', '.join(missing)}")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 _SPEC = importlib.util.spec_from_file_location(
     "seccomp_tests_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
-assert _SPEC is not None and _SPEC.loader is not None
+assert _SPEC is not None
+assert _SPEC.loader is not None
 _MODULE = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_MODULE)
 

@@ -39,10 +39,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                              "removed on exit")
     parser.add_argument("--log-root", type=Path, required=True,
                         help="folder for container logs, shared with the API server")
+
     parser.add_argument("--node-ip", default="127.0.0.1",
                         help="the node's InternalIP and the hostIP of its pods")
     parser.add_argument("--pod-cidr", default="127.10.0.0/16",
                         help="loopback range from which pods get their podIP")
+
     parser.add_argument("--seccomp-default", action="store_true",
                         help="run pods that set no seccomp profile with RuntimeDefault, as "
                              "the kubelet's flag of the same name does")
@@ -56,6 +58,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--shutdown-grace-period", type=float, default=2.0,
                         help="seconds containers get between SIGTERM and SIGKILL when the "
                              "node stops")
+
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO...)")
     return parser.parse_args(argv)
 

@@ -1,11 +1,13 @@
 """The node stand-in's API side: Node registration, heartbeat, pod watch, pod removal.
 
-`NodeAgent` talks to the API server only through the official `kubernetes` client, as
-a real kubelet would through client-go: it registers its Node, refreshes the Ready
-condition every `heartbeat_interval` seconds, lists and watches the pods bound to
-it (field selector `spec.nodeName`), and hands each pod to a `PodWorker`. Objects
-are handled as the API's JSON (`_preload_content=False`), so fields the client's
-models do not know survive.
+`NodeAgent` talks to the API server only through the official `kubernetes` client,
+as a real kubelet does through client-go. It registers its Node and refreshes the
+Ready condition every `heartbeat_interval` seconds. It lists and watches the pods
+bound to it (field selector `spec.nodeName`) and hands each pod to a `PodWorker`.
+Objects are handled as the API's JSON (`_preload_content=False`), so fields that
+the client's models lack are kept.
+
+NOTE: the heartbeat is the Node status only; no Lease in kube-node-lease is kept.
 
 Scheduling is not done here: pods arrive with `spec.nodeName` set, by their
 creator or by the dev cluster's scheduler (`seccomp_devcluster.scheduler`).

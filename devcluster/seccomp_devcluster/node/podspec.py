@@ -148,6 +148,9 @@ def container_spec_for(pod: dict[str, Any], container: dict[str, Any], context: 
     Raises ImagePullError for an image the dev cluster cannot run and
     CreateContainerError for a spec the runtime cannot be given (a Localhost
     seccomp profile that cannot be loaded, no command).
+
+    NOTE: volumes, volumeMounts, probes, lifecycle hooks and resource limits are
+    ignored, and a container counts as ready while it runs.
     """
     spec = pod["spec"]
     pod_context = spec.get("securityContext") or {}

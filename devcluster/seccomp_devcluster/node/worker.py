@@ -345,7 +345,11 @@ class PodWorker:
         return None
 
     def _run_init_containers(self) -> bool:
-        """Run init containers in order; return True once all of them succeeded."""
+        """Run init containers in order; return True once all of them succeeded.
+
+        NOTE: sidecar init containers (`restartPolicy: Always`) run like ordinary
+        ones, so a long-running sidecar keeps the pod initializing.
+        """
         init_containers = self.pod["spec"].get("initContainers") or []
         for record, container in zip(self.init_records, init_containers, strict=True):
             failures = 0
