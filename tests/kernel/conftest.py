@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from kernel_helpers import WORKLOADS_DIR, Cli, Processes, require, strace_syscall_names
+from kernel_helpers import (
+    COMMAND_TIMEOUT,
+    WORKLOADS_DIR,
+    Cli,
+    Processes,
+    require,
+    strace_syscall_names,
+)
 
 from seccomp_recorder.recorder.recorder import DEFAULT_BTF_PATH, DEFAULT_OBJECT_PATH
 
@@ -85,3 +92,18 @@ def strace_names(processes: Processes, tmp_path: Path) -> Callable[[Sequence[str
         return strace_syscall_names(output.read_text())
 
     return trace
+
+
+@pytest.fixture
+def compat_program(compile_workload: Callable[[str], Path], processes: Processes) -> Path:
+    """Build workloads/compat.c and require IA32 emulation (its int $0x80 getpid returns its pid)."""
+    require(os.uname().machine == "x86_64", "the compat workload is x86_64 code")
+    program = compile_workload("compat")
+    probe = processes.start([str(program), "probe"], stdout=subprocess.PIPE)
+    stdout, _ = probe.communicate(timeout=COMMAND_TIMEOUT)
+    require(
+        probe.returncode == 0 and stdout.strip() == str(probe.pid),
+        "IA32 emulation is off in this kernel (int $0x80 getpid did not return the pid):"
+        " boot without ia32_emulation=false",
+    )
+    return program

@@ -7,36 +7,18 @@ i386 number 999 and native number 1000. It never calls the native getpid.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from kernel_helpers import COMMAND_TIMEOUT, Cli, Processes, allowed_names, require
+from kernel_helpers import Cli, allowed_names
 
 from seccomp_recorder.syscalls import tables
 
 pytestmark = pytest.mark.kernel
 
 UNKNOWN_ANNOTATION = "seccomp-recorder.io/unknown-syscalls"
-
-
-@pytest.fixture
-def compat_program(compile_workload: Callable[[str], Path], processes: Processes) -> Path:
-    """Build the workload and require IA32 emulation: its int $0x80 getpid returns its pid."""
-    require(os.uname().machine == "x86_64", "the compat workload is x86_64 code")
-    program = compile_workload("compat")
-    probe = processes.start([str(program), "probe"], stdout=subprocess.PIPE)
-    stdout, _ = probe.communicate(timeout=COMMAND_TIMEOUT)
-    require(
-        probe.returncode == 0 and stdout.strip() == str(probe.pid),
-        "IA32 emulation is off in this kernel (int $0x80 getpid did not return the pid):"
-        " boot without ia32_emulation=false",
-    )
-    return program
 
 
 def test_compat_calls_named_per_architecture(
