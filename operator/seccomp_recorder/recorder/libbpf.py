@@ -212,6 +212,7 @@ class Object:
         lib = library()
         self.path = path
         self._links: list[int] = []
+        self._link_names: dict[str, int] = {}
         options = _OpenOptions()
         options.sz = ctypes.sizeof(_OpenOptions)
         if btf_path is not None:
@@ -283,21 +284,46 @@ class Object:
             if not link:
                 _raise_errno(f"attaching BPF program {name}")
             self._links.append(link)
+            self._link_names[name] = link
             if on_attach is not None:
                 on_attach(name, link)
             position = lib.bpf_object__next_program(self.handle, position)
 
-    def pin_link(self, link: int, path: Path) -> None:
-        result = library().bpf_link__pin(link, os.fsencode(path))
-        if result != 0:
-            _raise_errno(f"pinning BPF link at {path}", result)
+    def pin_links(self, paths: Callable[[str], Path]) -> None:
+        """Pin every attached program's link at `paths(program name)`.
+
+        A pinned link keeps its program attached after this process exits.
+        """
+        for name, link in self._link_names.items():
+            result = library().bpf_link__pin(link, os.fsencode(paths(name)))
+            if result != 0:
+                _raise_errno(f"pinning the link of BPF program {name} at {paths(name)}", result)
+            library().bpf_link__disconnect(link)
+
+    def adopt_pinned_links(self, paths: Callable[[str], Path]) -> None:
+        """Hold the links pinned at `paths(program name)` instead of attaching anew."""
+        lib = library()
+        position = lib.bpf_object__next_program(self.handle, None)
+        while position:
+            name = lib.bpf_program__name(position).decode()
+            ctypes.set_errno(0)
+            link = lib.bpf_link__open(os.fsencode(paths(name)))
+            if not link:
+                _raise_errno(f"opening the pinned link of BPF program {name}")
+            # NB: disconnected, destroying our handle closes the descriptor but leaves
+            # the program attached for as long as the pin exists.
+            lib.bpf_link__disconnect(link)
+            self._links.append(link)
+            self._link_names[name] = link
+            position = lib.bpf_object__next_program(self.handle, position)
 
     def close(self) -> None:
-        """Detach every program and free the object; pinned maps and links stay."""
+        """Free the object and detach its programs, except those whose links are pinned."""
         lib = library()
         for link in self._links:
             lib.bpf_link__destroy(link)
         self._links.clear()
+        self._link_names.clear()
         if self._handle is not None:
             lib.bpf_object__close(self._handle)
             self._handle = None

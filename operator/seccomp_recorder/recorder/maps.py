@@ -29,6 +29,10 @@ class Abi(enum.IntEnum):
 class EventType(enum.IntEnum):
     MNTNS_ENTERED = 1
     CONTAINER_EXITED = 2
+    CONTAINER_STARTED = 3
+
+
+CGROUP_NAME_LENGTH = 128
 
 
 class Stat(enum.IntEnum):
@@ -92,6 +96,7 @@ class Event(ctypes.Structure):
         ("pid", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
         ("comm", ctypes.c_char * 16),
+        ("cgroup", ctypes.c_char * CGROUP_NAME_LENGTH),
     ]
 
 

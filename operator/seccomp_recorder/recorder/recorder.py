@@ -9,6 +9,7 @@ the host's mount namespace. Either way the results are keyed by mount namespace.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import enum
 import errno
 import logging
@@ -200,10 +201,15 @@ class Recorder:
         *,
         settings: RecorderSettings | None = None,
         host_mntns: int | None = None,
+        pin_directory: Path | None = None,
     ) -> None:
         self.mode = mode
         self.settings = settings or RecorderSettings.from_environment()
         self.host_mntns = host_mntns if host_mntns is not None else mount_namespace_of()
+        # With a pin directory on a BPF filesystem, the maps and the attached programs
+        # outlive this process, so a restarted agent resumes without losing a call.
+        self.pin_directory = pin_directory
+        self.resumed = False
         self._object: libbpf.Object | None = None
         self._ring: libbpf.RingBuffer | None = None
         self._events: list[Event] = []
@@ -228,21 +234,64 @@ class Recorder:
         )
         try:
             self._object.set_read_only_data(bytes(config))
+            if self.pin_directory is not None:
+                self._prepare_pins(self._object, self.pin_directory)
             self._object.load()
         except OSError as error:
             self.close()
             raise _explain(error, "loading the recorder's BPF program") from error
         try:
-            self._object.attach_all()
+            if self.resumed:
+                self._object.adopt_pinned_links(self._link_pin)
+            else:
+                self._object.attach_all()
+                if self.pin_directory is not None:
+                    self._object.pin_links(self._link_pin)
         except OSError as error:
             self.close()
             raise _explain(error, "attaching the recorder's BPF programs") from error
         self._ring = libbpf.RingBuffer(self._object.map("events"), self._on_event)
         logger.info(
-            "recorder attached in %s mode (host mount namespace %d)",
+            "recorder %s in %s mode (host mount namespace %d)",
+            "resumed from its pinned maps and links" if self.resumed else "attached",
             self.mode.value,
             self.host_mntns,
         )
+
+    def _link_pin(self, program: str) -> Path:
+        assert self.pin_directory is not None
+        return self.pin_directory / f"link-{program}"
+
+    def _prepare_pins(self, bpf: libbpf.Object, directory: Path) -> None:
+        """Point every map at its pin, and find out whether a previous agent left them."""
+        if not _on_bpf_filesystem(directory.parent if not directory.exists() else directory):
+            raise OSError(
+                errno.EINVAL,
+                f"pin directory {directory} is not on a BPF filesystem: mount one there "
+                "(mount -t bpf bpf /sys/fs/bpf) or choose another directory",
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in PINNED_MAPS:
+            bpf.set_pin_path(name, directory / f"map-{name}")
+        links = [self._link_pin(program) for program in PROGRAMS]
+        self.resumed = all(link.exists() for link in links)
+        if not self.resumed:
+            # Leftovers of an interrupted start: detach them and begin afresh.
+            for link in links:
+                link.unlink(missing_ok=True)
+
+    def unpin(self) -> None:
+        """Detach the programs and drop the pinned maps: the end of recording on this node."""
+        if self.pin_directory is None:
+            return
+        for path in self.pin_directory.glob("link-*"):
+            path.unlink(missing_ok=True)
+        for path in self.pin_directory.glob("map-*"):
+            path.unlink(missing_ok=True)
+        try:
+            self.pin_directory.rmdir()
+        except OSError as error:
+            logger.warning("cannot remove pin directory %s: %s", self.pin_directory, error)
 
     def close(self) -> None:
         if self._ring is not None:
@@ -360,6 +409,24 @@ class Recorder:
             if delete:
                 exec_infos.delete(ctypes.c_uint32(namespace))
         return recordings
+
+
+BPF_FS_MAGIC = 0xCAFE4A11
+# Maps pinned for a restart; the internal .rodata is not, because it never changes.
+PINNED_MAPS = ("task_states", "syscall_sets", "odd_syscalls", "exec_infos", "events", "stats")
+PROGRAMS = ("record_sys_enter", "record_fork", "record_exec", "record_exit")
+
+
+def _on_bpf_filesystem(path: Path) -> bool:
+    """Tell whether `path` is on a BPF filesystem (bpffs), where maps and links can be pinned."""
+    class _StatFs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    buffer = _StatFs()
+    if libc.statfs(os.fsencode(path), ctypes.byref(buffer)) != 0:
+        return False
+    return int(buffer.f_type) & 0xFFFFFFFF == BPF_FS_MAGIC
 
 
 def _possible_cpus() -> int:

@@ -83,6 +83,18 @@ struct pid {
 	struct upid numbers[1];
 };
 
+struct kernfs_node {
+	const char *name;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
 	struct thread_info thread_info;
 	unsigned long atomic_flags;
@@ -93,6 +105,7 @@ struct task_struct {
 	char comm[16];
 	struct nsproxy *nsproxy;
 	struct seccomp seccomp;
+	struct css_set *cgroups;
 };
 
 #pragma clang attribute pop

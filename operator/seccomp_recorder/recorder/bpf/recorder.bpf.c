@@ -113,6 +113,14 @@ static __always_inline void emit_event(__u32 type, __u32 mntns, __u32 pid)
 	event->pid = pid;
 	event->reserved = 0;
 	bpf_get_current_comm(event->comm, sizeof(event->comm));
+	{
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		const char *name = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, name);
+
+		event->cgroup[0] = 0;
+		if (name)
+			bpf_probe_read_kernel_str(event->cgroup, sizeof(event->cgroup), name);
+	}
 	bpf_ringbuf_submit(event, 0);
 }
 
@@ -312,13 +320,19 @@ int record_exec(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!state || state->phase == PHASE_WORKLOAD)
 		return 0;
+	if (state->mntns == config.host_mntns) {
+		/* Tasks of the host (the command line's launcher) need only the phase change. */
+		state->phase = PHASE_WORKLOAD;
+		return 0;
+	}
 
 	info.pid = BPF_CORE_READ(task, tgid);
 	info.filtered = state->phase == PHASE_FILTERED;
 	info.no_new_privs = (BPF_CORE_READ(task, atomic_flags) >> PFA_NO_NEW_PRIVS) & 1;
 	__builtin_memcpy(info.runtime_comm, state->comm, sizeof(info.runtime_comm));
 	/* The first execve of a mount namespace is its entrypoint; later ones keep it. */
-	bpf_map_update_elem(&exec_infos, &state->mntns, &info, BPF_NOEXIST);
+	if (!bpf_map_update_elem(&exec_infos, &state->mntns, &info, BPF_NOEXIST))
+		emit_event(EVENT_CONTAINER_STARTED, state->mntns, info.pid);
 
 	state->phase = PHASE_WORKLOAD;
 	return 0;

@@ -78,7 +78,10 @@ struct exec_info {
 enum event_type {
 	EVENT_MNTNS_ENTERED = 1, /* a task entered a mount namespace being recorded */
 	EVENT_CONTAINER_EXITED = 2, /* the init process of a pid namespace exited */
+	EVENT_CONTAINER_STARTED = 3, /* the first execve out of setup in a mount namespace */
 };
+
+#define CGROUP_NAME_LENGTH 128
 
 struct event {
 	__u32 type;
@@ -86,6 +89,8 @@ struct event {
 	__u32 pid;
 	__u32 reserved;
 	char comm[16];
+	/* Last component of the task's cgroup v2 path: the container id under containerd and CRI-O. */
+	char cgroup[CGROUP_NAME_LENGTH];
 };
 
 /* Indexes of the per-CPU stats counters. */
