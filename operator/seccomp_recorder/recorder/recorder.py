@@ -426,7 +426,7 @@ def _on_bpf_filesystem(path: Path) -> bool:
     buffer = _StatFs()
     if libc.statfs(os.fsencode(path), ctypes.byref(buffer)) != 0:
         return False
-    return int(buffer.f_type) & 0xFFFFFFFF == BPF_FS_MAGIC
+    return (int(buffer.f_type) & 0xFFFFFFFF) == BPF_FS_MAGIC
 
 
 def _possible_cpus() -> int:
