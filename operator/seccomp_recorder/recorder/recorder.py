@@ -161,7 +161,8 @@ def check_prerequisites(settings: RecorderSettings) -> None:
     if not settings.object_path.is_file():
         raise BpfObjectMissing(
             f"BPF object not found at {settings.object_path}: build it with `make bpf` "
-            "(needs clang and libbpf-dev), or point SECCOMP_RECORDER_BPF_OBJECT at it"
+            "(needs clang and libbpf-dev), or pass its path with --bpf-object or "
+            "SECCOMP_RECORDER_BPF_OBJECT"
         )
     capabilities = _effective_capabilities()
     has_bpf = capabilities & (1 << CAP_BPF) and capabilities & (1 << CAP_PERFMON)

@@ -44,7 +44,9 @@ def resolve_command(command: str, path: str | None = None) -> str:
     """Return the file that execve would run for `command`, or raise CommandNotFound."""
     if "/" in command:
         if not os.path.exists(command):
-            raise CommandNotFound(f"command not found: {command}: no such file", EXIT_NOT_FOUND)
+            raise CommandNotFound(
+                f"command not found: {command}: no such file: check the path", EXIT_NOT_FOUND
+            )
         if os.path.isdir(command) or not os.access(command, os.X_OK):
             raise CommandNotFound(
                 f"command {command} is not executable: check its mode (chmod +x)",
