@@ -105,6 +105,9 @@ def _container_summary(recording: NamespaceRecording) -> NamespaceSummary:
     elif runtime is not None:
         point = FilterPoint.RUNTIME_CALLS
     else:
+        # NOTE: is_container() admits only namespaces with a seccomp filter or a known
+        # runtime, so analyse() never reaches this branch: an unknown runtime running
+        # unconfined is counted as the command's own namespace, every phase included.
         point = FilterPoint.EXECVE_ONLY
     return NamespaceSummary(recording.mntns, point, runtime, record.no_new_privs)
 
@@ -135,6 +138,7 @@ def _add_container(result: RecordedSyscalls, recording: NamespaceRecording) -> N
     else:
         # The entrypoint's execve itself is filtered whatever the runtime.
         native_names.add("execve")
+    if summary.filter_point is FilterPoint.EXECVE_ONLY:
         logger.warning(
             "mount namespace %d: unknown container runtime and no seccomp filter while "
             "recording, so the runtime's own calls after its filter point are not in the "
