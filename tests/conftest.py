@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from prerequisites import IN_CI, require
+
+__all__ = ["IN_CI", "require"]
 
 # The `devcluster` fixture: a dev cluster (API server emulator plus node stand-ins).
 pytest_plugins = ["seccomp_devcluster.pytest_plugin"]
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip the calling test when `condition` is false, or fail it under CI=true.
-
-    CI runs as root on a machine with BPF and the OCI runtimes, so a missing
-    prerequisite there is a broken CI setup, never a reason to pass quietly.
-    """
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"prerequisite missing under CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -18,8 +18,8 @@ from cluster_helpers import (
     wait_for_pod,
     waiting_reason,
 )
-from suite_rules import require
 
+from prerequisites import require
 from seccomp_devcluster.cluster import DevCluster
 from seccomp_devcluster.node.podspec import NETNS_ANNOTATION
 

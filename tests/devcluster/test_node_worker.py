@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
-from suite_rules import require
 
+from prerequisites import require
 from seccomp_devcluster import oci
 from seccomp_devcluster.cgroups import remove_cgroup
 from seccomp_devcluster.node.podspec import NETNS_ANNOTATION

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from suite_rules import require
 
+from prerequisites import require
 from seccomp_devcluster import oci
 
 pytestmark = pytest.mark.kernel

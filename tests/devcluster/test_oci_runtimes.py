@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from suite_rules import require
 
+from prerequisites import require
 from seccomp_devcluster import oci
 
 pytestmark = pytest.mark.kernel

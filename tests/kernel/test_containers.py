@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import require
+from prerequisites import require
 from seccomp_devcluster import oci
 from seccomp_devcluster.auditlog import SeccompAuditReader
 from seccomp_devcluster.cgroups import remove_cgroup
