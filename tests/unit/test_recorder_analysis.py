@@ -234,12 +234,13 @@ class TestArchitectures:
     def test_compat_and_x32_named_by_own_table(self) -> None:
         command = command_recording()
         command.add(Phase.WORKLOAD, Abi.COMPAT, number("getpid", Architecture.X86))
-        command.add(Phase.WORKLOAD, Abi.X32, X32_SYSCALL_BIT | 39)
+        command.add(Phase.WORKLOAD, Abi.X32, number("getpid", Architecture.X32))
 
         result = analyse({LAUNCHER: command}, LAUNCHER)
 
-        # i386 getpid is 20, which is writev on x86_64.
+        # i386 getpid is 20, which is writev on x86_64; x32 numbers carry the x32 bit.
         assert number("getpid", Architecture.X86) == 20
+        assert number("getpid", Architecture.X32) & X32_SYSCALL_BIT
         assert result.names[Architecture.X86] == {"getpid"}
         assert result.names[Architecture.X32] == {"getpid"}
         assert "writev" not in result.all_names()

@@ -1,0 +1,115 @@
+"""The pure parts of `seccomp-recorder record`: profile annotations and the default name."""
+
+from __future__ import annotations
+
+import pytest
+
+from seccomp_recorder.cli.record import _default_name, profile_annotations
+from seccomp_recorder.models.profile import Architecture, ObjectMeta
+from seccomp_recorder.recorder.analysis import FilterPoint, NamespaceSummary, RecordedSyscalls
+from seccomp_recorder.recorder.runtimes import Runtime
+
+FILTER_POINT = "seccomp-recorder.io/filter-point"
+UNKNOWN_SYSCALLS = "seccomp-recorder.io/unknown-syscalls"
+
+
+def recorded(*sources: NamespaceSummary) -> RecordedSyscalls:
+    return RecordedSyscalls(names={Architecture.X86_64: {"read"}}, sources=list(sources))
+
+
+class TestProfileAnnotations:
+    def test_nothing_recorded_no_annotations(self) -> None:
+        assert profile_annotations(RecordedSyscalls()) == {}
+
+    def test_command_filter_point(self) -> None:
+        annotations = profile_annotations(recorded(NamespaceSummary(1, FilterPoint.COMMAND)))
+
+        assert annotations == {FILTER_POINT: "command"}
+
+    def test_command_never_marked_no_new_privileges(self) -> None:
+        source = NamespaceSummary(1, FilterPoint.COMMAND, no_new_privs=True)
+
+        assert profile_annotations(recorded(source)) == {FILTER_POINT: "command"}
+
+    @pytest.mark.parametrize(
+        ("source", "expected"),
+        [
+            (
+                NamespaceSummary(1, FilterPoint.RUNTIME_CALLS, Runtime.RUNC, True),
+                "runtime-calls/runc/no-new-privileges",
+            ),
+            (
+                NamespaceSummary(1, FilterPoint.RUNTIME_CALLS, Runtime.CRUN, False),
+                "runtime-calls/crun",
+            ),
+            (
+                NamespaceSummary(1, FilterPoint.SECCOMP_FILTER, Runtime.RUNC, False),
+                "seccomp-filter/runc",
+            ),
+            (
+                NamespaceSummary(1, FilterPoint.SECCOMP_FILTER, None, True),
+                "seccomp-filter/no-new-privileges",
+            ),
+        ],
+        ids=["runc-nnp", "crun", "filter-runc", "filter-unknown-runtime"],
+    )
+    def test_container_filter_point(self, source: NamespaceSummary, expected: str) -> None:
+        assert profile_annotations(recorded(source)) == {FILTER_POINT: expected}
+
+    def test_several_sources_sorted_once_each(self) -> None:
+        sources = [
+            NamespaceSummary(3, FilterPoint.SECCOMP_FILTER, Runtime.RUNC, True),
+            NamespaceSummary(1, FilterPoint.RUNTIME_CALLS, Runtime.CRUN, True),
+            NamespaceSummary(2, FilterPoint.SECCOMP_FILTER, Runtime.RUNC, True),
+        ]
+
+        annotations = profile_annotations(recorded(*sources))
+
+        assert annotations[FILTER_POINT] == (
+            "runtime-calls/crun/no-new-privileges,seccomp-filter/runc/no-new-privileges"
+        )
+
+    def test_unknown_numbers_sorted(self) -> None:
+        syscalls = recorded(NamespaceSummary(1, FilterPoint.COMMAND))
+        syscalls.unknown_numbers = {
+            Architecture.X86_64: {1001, 1000},
+            Architecture.X86: {999},
+            Architecture.X32: {0x40000000 | 1000},
+        }
+
+        annotations = profile_annotations(syscalls)
+
+        assert annotations[UNKNOWN_SYSCALLS] == (
+            "SCMP_ARCH_X32:1073742824,SCMP_ARCH_X86:999,SCMP_ARCH_X86_64:1000,SCMP_ARCH_X86_64:1001"
+        )
+
+    def test_no_unknown_numbers_no_annotation(self) -> None:
+        annotations = profile_annotations(recorded(NamespaceSummary(1, FilterPoint.COMMAND)))
+
+        assert UNKNOWN_SYSCALLS not in annotations
+
+
+class TestDefaultName:
+    @pytest.mark.parametrize(
+        ("command", "expected"),
+        [
+            ("/usr/bin/redis-server", "redis-server"),
+            ("./My_Tests.sh", "my-tests-sh"),
+            ("python3.11", "python3-11"),
+            ("--weird--", "weird"),
+            ("___", "profile"),
+            ("/usr/bin/", "profile"),
+        ],
+    )
+    def test_name_from_command(self, command: str, expected: str) -> None:
+        assert _default_name([command, "--flag"]) == expected
+
+    def test_long_name_cut_to_63_characters(self) -> None:
+        name = _default_name(["a" * 62 + "-b" * 10])
+
+        assert name == "a" * 62
+        assert len(name) <= 63
+
+    @pytest.mark.parametrize("command", ["/usr/bin/redis-server", "./My_Tests.sh", "X" * 300])
+    def test_name_valid_for_kubernetes(self, command: str) -> None:
+        ObjectMeta(name=_default_name([command]))
