@@ -72,6 +72,7 @@ def compile_workload(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
             capture_output=True,
             text=True,
             check=False,
+            timeout=COMMAND_TIMEOUT,
         )
         assert result.returncode == 0, f"gcc failed on {name}.c:\n{result.stderr}"
         built[name] = binary

@@ -178,6 +178,7 @@ class Cli:
         )
 
     def start(self, *arguments: str, **popen_arguments: Any) -> subprocess.Popen[str]:
+        """Start `seccomp-recorder ARGUMENTS` in the background."""
         return self.processes.start([*CLI, *arguments], env=cli_environment(), **popen_arguments)
 
 

@@ -238,7 +238,7 @@ class TestArchitectures:
 
         result = analyse({LAUNCHER: command}, LAUNCHER)
 
-        # i386 getpid is 20, which is writev on x86_64; x32 numbers carry the x32 bit.
+        # i386 getpid is 20, which is writev on x86_64, and x32 numbers carry the x32 bit.
         assert number("getpid", Architecture.X86) == 20
         assert number("getpid", Architecture.X32) & X32_SYSCALL_BIT
         assert result.names[Architecture.X86] == {"getpid"}
