@@ -22,8 +22,8 @@ import yaml
 from pydantic import ValidationError
 
 from seccomp_recorder.models.errors import ProfileError, describe_validation_error, quote
+from seccomp_recorder.models.meta import API_VERSION
 from seccomp_recorder.models.profile import (
-    API_VERSION,
     KIND,
     ObjectMeta,
     SeccompProfile,

@@ -14,18 +14,37 @@ clearer messages.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 
 from seccomp_recorder.models.errors import invalid, quote
+from seccomp_recorder.models.meta import (
+    API_VERSION,
+    LIST_TYPE_SET,
+    Conditions,
+    Model,
+    NamespaceName,
+    NodeName,
+    ObjectName,
+    ObservedGeneration,
+    StatusModel,
+    Timestamp,
+    check_name_length,
+    parse_member,
+    reject_duplicates,
+)
 
-API_GROUP: Final = "seccomp-recorder.io"
-API_VERSION: Final = "seccomp-recorder.io/v1alpha1"
 KIND: Final = "SeccompProfile"
 
 # The kernel caps the errno of SECCOMP_RET_ERRNO at MAX_ERRNO (kernel/seccomp.c), so a
@@ -38,9 +57,6 @@ MAX_UINT64 = 2**64 - 1
 
 # Syscall names in the kernel's tables: lower-case letters, digits and underscores.
 SYSCALL_NAME_PATTERN = r"^[a-z0-9_]+$"
-# RFC 1123 names, as Kubernetes requires for object names and namespaces.
-DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class Action(StrEnum):
@@ -106,26 +122,6 @@ class Flag(StrEnum):
     WAIT_KILLABLE_RECV = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
 
 
-EnumT = TypeVar("EnumT", bound=StrEnum)
-
-
-def _parse_member(enum_type: type[EnumT], what: str) -> Callable[[Any], EnumT]:
-    """Build a validator that converts a string to `enum_type` and lists the choices if it fails."""
-
-    def parse(value: Any) -> EnumT:
-        if isinstance(value, enum_type):
-            return value
-        if isinstance(value, str):
-            try:
-                return enum_type(value)
-            except ValueError:
-                pass
-        choices = ", ".join(enum_type)
-        raise invalid(f"invalid_{what}", f"invalid {what} {quote(value)}: use one of {choices}")
-
-    return parse
-
-
 def _parse_uint(what: str, maximum: int, *, allow_digits: bool = False) -> Callable[[Any], int]:
     """Build a validator that accepts an integer from 0 to `maximum`, never a bool or float.
 
@@ -161,21 +157,6 @@ def _check_syscall_name(value: Any) -> Any:
     return value
 
 
-def _check_k8s_name(what: str, pattern: str, max_length: int) -> Callable[[Any], Any]:
-    allowed = "'-' or '.'" if "\\." in pattern else "'-'"
-
-    def check(value: Any) -> Any:
-        if isinstance(value, str) and len(value) <= max_length and re.fullmatch(pattern, value):
-            return value
-        raise invalid(
-            "invalid_kubernetes_name",
-            f"invalid {what} {quote(value)}: use at most {max_length} lower-case letters,"
-            f" digits and {allowed}, starting and ending with a letter or digit",
-        )
-
-    return check
-
-
 def _check_rule_names(names: Any) -> Any:
     if isinstance(names, (list, tuple)) and not names:
         raise invalid(
@@ -183,31 +164,15 @@ def _check_rule_names(names: Any) -> Any:
             "the rule names no syscall: a rule must name at least one syscall, so add names"
             " or delete the rule",
         )
-    return _reject_duplicates("syscall")(names)
+    return reject_duplicates("syscall")(names)
 
 
-def _reject_duplicates(what: str) -> Callable[[Any], Any]:
-    def check(values: Any) -> Any:
-        if not isinstance(values, (list, tuple)):
-            return values
-        counts = Counter(value for value in values if isinstance(value, str))
-        duplicates = [value for value, count in counts.items() if count > 1]
-        if duplicates:
-            listed = ", ".join(quote(value) for value in duplicates)
-            raise invalid(
-                "duplicate_entries", f"{what} {listed} listed more than once: list each once"
-            )
-        return values
-
-    return check
-
-
-ActionField = Annotated[Action, BeforeValidator(_parse_member(Action, "action"))]
-OperatorField = Annotated[Operator, BeforeValidator(_parse_member(Operator, "operator"))]
+ActionField = Annotated[Action, BeforeValidator(parse_member(Action, "action"))]
+OperatorField = Annotated[Operator, BeforeValidator(parse_member(Operator, "operator"))]
 ArchitectureField = Annotated[
-    Architecture, BeforeValidator(_parse_member(Architecture, "architecture"))
+    Architecture, BeforeValidator(parse_member(Architecture, "architecture"))
 ]
-FlagField = Annotated[Flag, BeforeValidator(_parse_member(Flag, "flag"))]
+FlagField = Annotated[Flag, BeforeValidator(parse_member(Flag, "flag"))]
 # NB: each Field comes before its BeforeValidator: pydantic leaves a constraint that
 # follows a before-validator out of the JSON schema, and the CRDs need every one.
 SyscallName = Annotated[
@@ -226,15 +191,10 @@ ArgumentIndex = Annotated[
 ArgumentValue = Annotated[
     int, Field(ge=0, le=MAX_UINT64), BeforeValidator(_parse_uint("argument value", MAX_UINT64))
 ]
-ObjectName = Annotated[
-    str,
-    Field(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN),
-    BeforeValidator(_check_k8s_name("name", DNS_SUBDOMAIN_PATTERN, 253)),
-]
-NamespaceName = Annotated[
-    str,
-    Field(max_length=63, pattern=DNS_LABEL_PATTERN),
-    BeforeValidator(_check_k8s_name("namespace", DNS_LABEL_PATTERN, 63)),
+Architectures = Annotated[
+    tuple[ArchitectureField, ...],
+    Field(json_schema_extra=LIST_TYPE_SET),
+    BeforeValidator(reject_duplicates("architecture")),
 ]
 
 
@@ -262,41 +222,69 @@ def check_errno_ret(action: Action, errno_ret: int | None, field: str) -> None:
         )
 
 
-class _Model(BaseModel):
-    """Base of every model here: camelCase aliases, names accepted too, unknown fields rejected."""
+def errno_ret_rules(action_field: str, errno_field: str) -> list[JsonValue]:
+    """Build the CEL rules that check `errno_field` against `action_field` in the API server.
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        extra="forbid",
-        frozen=True,
-    )
+    They are the rules of `check_errno_ret`, for the CRDs' `x-kubernetes-validations`.
+    """
+    with_errno = ", ".join(f"'{action.value}'" for action in sorted(ACTIONS_WITH_ERRNO))
+    return [
+        {
+            "rule": f"!has(self.{errno_field}) || self.{action_field} in [{with_errno}]",
+            "message": f"{errno_field} is set, but only SCMP_ACT_ERRNO and SCMP_ACT_TRACE"
+            f" return an errno: remove {errno_field}, or use one of them as {action_field}",
+            "fieldPath": f".{errno_field}",
+        },
+        {
+            "rule": f"!has(self.{errno_field}) || self.{action_field} != '{Action.ERRNO.value}'"
+            f" || self.{errno_field} <= {MAX_ERRNO}",
+            "message": f"{errno_field} is out of range for SCMP_ACT_ERRNO: use an errno from 0"
+            f" to {MAX_ERRNO}, because the kernel caps larger values at {MAX_ERRNO}",
+            "fieldPath": f".{errno_field}",
+        },
+    ]
 
 
-class SyscallArgument(_Model):
+class SyscallArgument(Model):
     """Condition on one syscall argument: `args[index] op value` (MASKED_EQ: `& value == valueTwo`)."""
 
     index: ArgumentIndex
+    """Index of the argument, from 0 to 5."""
+
     value: ArgumentValue
+    """Value the argument is compared with."""
+
     value_two: ArgumentValue = 0
+    """Value the masked argument is compared with, for SCMP_CMP_MASKED_EQ only."""
+
     op: OperatorField
+    """Comparison operator."""
 
 
-class SyscallRule(_Model):
+class SyscallRule(Model):
     """Action taken for the named syscalls, optionally only when every argument condition holds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": errno_ret_rules("action", "errnoRet")}
+    )
 
     # The names are a set, so they are kept sorted: equal rules compare and render equal.
     names: Annotated[
         tuple[SyscallName, ...],
-        Field(min_length=1),
+        Field(min_length=1, json_schema_extra=LIST_TYPE_SET),
         BeforeValidator(_check_rule_names),
         AfterValidator(lambda names: tuple(sorted(names))),
     ]
+    """Syscalls the rule applies to, by the kernel's names."""
+
     action: ActionField
+    """Action taken when one of the syscalls is made and every argument condition holds."""
+
     errno_ret: ErrnoRet | None = None
+    """Errno returned by SCMP_ACT_ERRNO, or message passed to the tracer by SCMP_ACT_TRACE."""
+
     args: tuple[SyscallArgument, ...] = ()
+    """Argument conditions, all of which must hold for the rule to apply."""
 
     @model_validator(mode="after")
     def _check(self) -> SyscallRule:
@@ -304,19 +292,37 @@ class SyscallRule(_Model):
         return self
 
 
-class SeccompProfileSpec(_Model):
+class SeccompProfileSpec(Model):
     """Seccomp profile: the default action and the rules that override it for named syscalls."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": errno_ret_rules("defaultAction", "defaultErrnoRet")
+        }
+    )
+
     default_action: ActionField
+    """Action taken for every syscall that no rule names."""
+
     default_errno_ret: ErrnoRet | None = None
-    architectures: Annotated[
-        tuple[ArchitectureField, ...], BeforeValidator(_reject_duplicates("architecture"))
+    """Errno returned by a default action of SCMP_ACT_ERRNO (EPERM when unset)."""
+
+    architectures: Architectures = ()
+    """Architectures the filter accepts, in addition to the native one."""
+
+    flags: Annotated[
+        tuple[FlagField, ...],
+        Field(json_schema_extra=LIST_TYPE_SET),
+        BeforeValidator(reject_duplicates("flag")),
     ] = ()
-    flags: Annotated[tuple[FlagField, ...], BeforeValidator(_reject_duplicates("flag"))] = ()
+    """Flags passed to seccomp(2) when the filter is installed."""
+
     syscalls: tuple[SyscallRule, ...] = ()
-    # Name of another SeccompProfile in the same namespace whose rules are merged into this
-    # one. OCI JSON has no such field, so the base must be merged in before rendering it.
+    """Rules that override the default action for named syscalls."""
+
+    # OCI JSON has no such field, so the base must be merged in before rendering it.
     base_profile_name: ObjectName | None = None
+    """Name of another SeccompProfile in the same namespace whose rules are merged into this one."""
 
     @model_validator(mode="after")
     def _check(self) -> SeccompProfileSpec:
@@ -351,7 +357,7 @@ def _check_unconditional_duplicates(rules: Iterable[SyscallRule]) -> None:
         )
 
 
-class ObjectMeta(_Model):
+class ObjectMeta(Model):
     """The part of Kubernetes object metadata that a profile file carries."""
 
     name: ObjectName
@@ -386,6 +392,90 @@ SERVER_SET_METADATA = frozenset(
 )
 
 
+class ProfilePhase(StrEnum):
+    """Summary of a SeccompProfile's state, shown by `kubectl get sprof`."""
+
+    PENDING = "Pending"
+    INSTALLED = "Installed"  # On every node that should have it.
+    PARTIAL = "Partial"  # On some of those nodes.
+    ERROR = "Error"  # Invalid, or failed on every node that should have it.
+    TERMINATING = "Terminating"
+
+
+class NodeProfileState(StrEnum):
+    """State of a profile's file on one node."""
+
+    PENDING = "Pending"
+    INSTALLED = "Installed"
+    ERROR = "Error"
+    REMOVED = "Removed"
+
+
+class ProfileConditionType(StrEnum):
+    """Types of the conditions in a SeccompProfile's status."""
+
+    VALID = "Valid"  # The spec passed every check and can be rendered for the nodes.
+    INSTALLED = "Installed"  # Every node that should have the file has the current one.
+
+
+SHA256_HEX_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class NodeProfileStatus(StatusModel):
+    """Installation of the profile's file on one node."""
+
+    state: NodeProfileState
+    """State of the file on the node."""
+
+    message: str = ""
+    """Details of the state, such as the error that kept the file off the node."""
+
+    observed_generation: ObservedGeneration | None = None
+    """metadata.generation of the profile that the installed file was rendered from."""
+
+    content_hash: Annotated[str, Field(pattern=SHA256_HEX_PATTERN)] | None = None
+    """SHA-256 of the installed file's bytes, in lower-case hex."""
+
+    last_transition_time: Timestamp | None = None
+    """Time the state last changed."""
+
+
+class SeccompProfileStatus(StatusModel):
+    """Observed state of a SeccompProfile, written by the operator."""
+
+    phase: ProfilePhase | None = None
+    """Summary of the state: Pending, Installed, Partial, Error or Terminating."""
+
+    localhost_profile: str | None = None
+    """Value for a pod's `securityContext.seccompProfile.localhostProfile`."""
+
+    syscall_count: Annotated[int, Field(ge=0)] | None = None
+    """Number of syscall names that the profile allows."""
+
+    nodes_installed: Annotated[int, Field(ge=0)] | None = None
+    """Number of nodes that have the current file."""
+
+    nodes_targeted: Annotated[int, Field(ge=0)] | None = None
+    """Number of nodes that should have the file."""
+
+    nodes: Annotated[str, Field(pattern=r"^[0-9]+/[0-9]+$")] | None = None
+    """nodesInstalled/nodesTargeted as text, such as `2/3`, for `kubectl get`."""
+
+    node_statuses: dict[NodeName, NodeProfileStatus] = Field(default_factory=dict)
+    """State of the profile's file on each node, by node name."""
+
+    observed_generation: ObservedGeneration | None = None
+    """metadata.generation of the profile that this status describes."""
+
+    conditions: Conditions = ()
+    """Conditions of types Valid and Installed."""
+
+
+# The node stores a profile as `<name>.json`, and file names are at most 255 bytes long
+# (NAME_MAX on Linux), so a profile name is shorter than other object names.
+MAX_PROFILE_NAME_LENGTH = 250
+
+
 def _check_api_version(value: Any) -> Any:
     if value != API_VERSION:
         raise invalid(
@@ -404,7 +494,7 @@ def _check_kind(value: Any) -> Any:
     return value
 
 
-class SeccompProfile(_Model):
+class SeccompProfile(Model):
     """The SeccompProfile custom resource (`seccomp-recorder.io/v1alpha1`)."""
 
     api_version: Annotated[
@@ -413,12 +503,15 @@ class SeccompProfile(_Model):
     kind: Annotated[Literal["SeccompProfile"], BeforeValidator(_check_kind)] = KIND
     metadata: ObjectMeta
     spec: SeccompProfileSpec
+    # Files never set the status; it is kept when read from an exported object.
+    status: SeccompProfileStatus | None = None
 
-    @model_validator(mode="before")
+    @field_validator("metadata")
     @classmethod
-    def _drop_status(cls, data: Any) -> Any:
-        # TODO: model the status and keep it, once the operator writes one; until then a
-        # status read from an exported object is dropped, because a file never sets it.
-        if isinstance(data, dict) and "status" in data:
-            return {key: value for key, value in data.items() if key != "status"}
-        return data
+    def _check_name_length(cls, metadata: ObjectMeta) -> ObjectMeta:
+        check_name_length(
+            "profile",
+            MAX_PROFILE_NAME_LENGTH,
+            "nodes store the profile as <name>.json and a file name has at most 255 bytes",
+        )(metadata.name)
+        return metadata
