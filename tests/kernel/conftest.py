@@ -1,8 +1,4 @@
-"""Fixtures of the kernel tests: the CLI, started processes, compiled workloads, strace.
-
-`require` is re-exported for modules that import it from `conftest`; new modules
-import it from kernel_helpers, whose name no other file takes.
-"""
+"""Fixtures of the kernel tests: the CLI, started processes, compiled workloads, strace."""
 
 from __future__ import annotations
 
@@ -18,13 +14,11 @@ from kernel_helpers import (
     WORKLOADS_DIR,
     Cli,
     Processes,
-    require,
     strace_syscall_names,
 )
 
+from prerequisites import require
 from seccomp_recorder.recorder.recorder import DEFAULT_BTF_PATH, DEFAULT_OBJECT_PATH
-
-__all__ = ["require"]
 
 # Warnings are errors, so a workload that drifts into undefined behaviour fails to build.
 GCC_FLAGS = ("-O2", "-Wall", "-Wextra", "-Werror", "-pthread")

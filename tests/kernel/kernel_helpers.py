@@ -7,7 +7,6 @@ module `conftest`, and a later one replaces an earlier one in `sys.modules`.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -15,32 +14,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-
-
-def _suite_conftest() -> ModuleType:
-    """Load tests/conftest.py by path, under a name no other conftest.py takes."""
-    name = "seccomp_tests_conftest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, Path(__file__).resolve().parents[1] / "conftest.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
-
-
-require: Callable[[bool, str], None] = _suite_conftest().require
 
 WORKLOADS_DIR = Path(__file__).resolve().parent / "workloads"
 # The CLI as the tests start it: the same interpreter, so the same installed package.

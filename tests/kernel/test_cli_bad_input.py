@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from kernel_helpers import Cli, require
+from kernel_helpers import Cli
+
+from prerequisites import require
 
 EXISTING_BYTES = b"# an earlier profile that a failed run must leave alone\n"
 # Drops every privilege of root: user and group 65534 (nobody), no supplementary
