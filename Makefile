@@ -8,7 +8,7 @@ BPF_ARCH := $(subst aarch64,arm64,$(subst x86_64,x86,$(MACHINE)))
 BPF_DIR := operator/seccomp_recorder/recorder/bpf
 BPF_OBJ := $(BPF_DIR)/recorder.bpf.o
 
-.PHONY: all venv bpf lint typecheck test test-unit demo devcluster clean
+.PHONY: all venv bpf crds lint typecheck test test-unit demo devcluster clean
 
 all: venv bpf
 
@@ -27,6 +27,11 @@ bpf: $(BPF_OBJ)
 $(BPF_OBJ): $(wildcard $(BPF_DIR)/*.c) $(wildcard $(BPF_DIR)/*.h)
 	clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) \
 		-I/usr/include/$(MACHINE)-linux-gnu -c $(BPF_DIR)/recorder.bpf.c -o $@
+
+# The CRDs under crds/ are generated from the pydantic models: run this after changing
+# a model and commit the result (a unit test fails while they differ).
+crds: venv
+	$(PY) -m seccomp_recorder.models.crds --write crds/
 
 lint: venv
 	$(PY) -m ruff check operator devcluster tests
