@@ -22,7 +22,7 @@ from seccomp_recorder.models import algebra
 from seccomp_recorder.models.errors import ProfileError, describe_validation_error
 from seccomp_recorder.models.formats import ProfileForm, render_kubernetes_yaml, render_oci_json
 from seccomp_recorder.models.profile import Action, ObjectMeta, SeccompProfile, SeccompProfileSpec
-from seccomp_recorder.recorder.analysis import FilterPoint, RecordedSyscalls, Target, analyse
+from seccomp_recorder.recorder.analysis import RecordedSyscalls, Target, analyse, describe_sources
 from seccomp_recorder.recorder.errors import RecorderError
 from seccomp_recorder.recorder.maps import Stat
 from seccomp_recorder.recorder.recorder import Mode, Recorder, RecorderSettings
@@ -243,20 +243,8 @@ def _metadata(args: argparse.Namespace, command: list[str]) -> ObjectMeta:
 def profile_annotations(recorded: RecordedSyscalls) -> dict[str, str]:
     """Describe how the profile was made, deterministically, for metadata.annotations."""
     result: dict[str, str] = {}
-    points = sorted(
-        {
-            source.filter_point.value
-            + (f"/{source.runtime.value}" if source.runtime else "")
-            + (
-                "/no-new-privileges"
-                if source.no_new_privs and source.filter_point is not FilterPoint.COMMAND
-                else ""
-            )
-            for source in recorded.sources
-        }
-    )
-    if points:
-        result[ANNOTATION_PREFIX + "filter-point"] = ",".join(points)
+    if recorded.sources:
+        result[ANNOTATION_PREFIX + "filter-point"] = describe_sources(recorded)
     if recorded.unknown_numbers:
         result[ANNOTATION_PREFIX + "unknown-syscalls"] = ",".join(
             f"{architecture}:{number}"

@@ -37,6 +37,9 @@ class FilterPoint(enum.StrEnum):
     EXECVE_ONLY = "execve-only"
     # Not a container: every call of the command's own tasks counts.
     COMMAND = "command"
+    # The container started before the recorder attached: its phase is unknown, so all
+    # its calls count, plus the post-filter calls of the runtime its pod status names.
+    ATTACHED_LATE = "attached-after-start"
 
 
 class Target(enum.StrEnum):
@@ -53,6 +56,20 @@ class NamespaceSummary:
     filter_point: FilterPoint
     runtime: Runtime | None = None
     no_new_privs: bool | None = None
+
+    def describe(self) -> str:
+        """Return e.g. `seccomp-filter/runc/no-new-privileges`, for annotations and results."""
+        parts = [self.filter_point.value]
+        if self.runtime is not None:
+            parts.append(self.runtime.value)
+        if self.no_new_privs and self.filter_point is not FilterPoint.COMMAND:
+            parts.append("no-new-privileges")
+        return "/".join(parts)
+
+
+def describe_sources(recorded: RecordedSyscalls) -> str:
+    """Return the distinct descriptions of what a profile was made from, sorted and joined."""
+    return ",".join(sorted({source.describe() for source in recorded.sources}))
 
 
 @dataclass
@@ -174,4 +191,34 @@ def analyse(
         else:
             # Entered with unshare(2) or setns(2) by the command's own tasks: all theirs.
             _add_numbers(result, recording, (Phase.SETUP, Phase.FILTERED, Phase.WORKLOAD))
+    return result
+
+
+def container_syscalls(
+    recording: NamespaceRecording,
+    *,
+    runtime_hint: Runtime | None = None,
+    no_new_privs_hint: bool = False,
+) -> RecordedSyscalls:
+    """Collect the names the profile of one pod container needs (the node agent's case).
+
+    With no execve seen, the container started before the recorder attached. Its tasks
+    were then counted as the workload's from their first call, and the runtime named by
+    `runtime_hint` (from the pod's `containerID`) adds its post-filter calls.
+    """
+    result = RecordedSyscalls()
+    if recording.exec_record is not None:
+        _add_container(result, recording)
+        return result
+
+    result.sources.append(
+        NamespaceSummary(
+            recording.mntns, FilterPoint.ATTACHED_LATE, runtime_hint, no_new_privs_hint
+        )
+    )
+    _add_numbers(result, recording, (Phase.SETUP, Phase.FILTERED, Phase.WORKLOAD))
+    native_names = result.names.setdefault(tables.native_architecture(), set())
+    native_names.add("execve")
+    if runtime_hint is not None:
+        native_names |= runtime_calls(runtime_hint).post_filter_calls(no_new_privs_hint)
     return result

@@ -350,6 +350,20 @@ class Recorder:
         for raw in self._bpf.map("syscall_sets").keys(SyscallKey):
             yield SyscallKey.from_buffer_copy(raw)
 
+    def namespaces(self) -> set[int]:
+        """Return the mount namespaces that have anything recorded, reading keys only."""
+        bpf = self._bpf
+        found = {SyscallKey.from_buffer_copy(raw).mntns for raw in bpf.map("syscall_sets").keys(SyscallKey)}
+        found |= {
+            OddSyscallKey.from_buffer_copy(raw).mntns
+            for raw in bpf.map("odd_syscalls").keys(OddSyscallKey)
+        }
+        found |= {
+            ctypes.c_uint32.from_buffer_copy(raw).value
+            for raw in bpf.map("exec_infos").keys(ctypes.c_uint32)
+        }
+        return found
+
     def snapshot(self, mntns: int | None = None) -> dict[int, NamespaceRecording]:
         """Read what was recorded, for one mount namespace or all, leaving it in place."""
         return self._read(mntns, delete=False)
