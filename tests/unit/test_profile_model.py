@@ -303,7 +303,7 @@ def test_resource_drops_server_set_fields() -> None:
     profile = SeccompProfile.model_validate(
         resource(
             metadata={"name": "redis", "uid": "0d6c", "resourceVersion": "7", "generation": 2},
-            status={"status": "Installed"},
+            status={"status": "Installed"},  # The Security Profiles Operator's status field.
         )
     )
     assert profile.metadata.name == "redis"

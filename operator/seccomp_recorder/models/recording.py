@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
     field_validator,
     model_validator,
 )
@@ -229,7 +230,7 @@ class SeccompRecordingSpec(Model):
     profile_template: ProfileTemplate = ProfileTemplate()
     """Settings of the profiles that the recording produces."""
 
-    active: bool = True
+    active: StrictBool = True
     """Whether the recording runs; setting it to false stops the recording."""
 
     duration: Duration | None = None
@@ -289,7 +290,7 @@ class RecordedContainer(StatusModel):
     container_id: Annotated[str | None, Field(alias="containerID")] = None
     """ID of the container as the pod status writes it, such as `containerd://4f3a...`."""
 
-    init_container: bool = False
+    init_container: StrictBool = False
     """Whether the container is an init container."""
 
     state: ContainerRecordingState

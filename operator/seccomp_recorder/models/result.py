@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool
 
 from seccomp_recorder.models.errors import invalid, quote
 from seccomp_recorder.models.meta import (
@@ -85,10 +85,10 @@ class SeccompRecordingResultSpec(Model):
     node: NodeName
     """Name of the node that recorded the container."""
 
-    init_container: bool = False
+    init_container: StrictBool = False
     """Whether the container is an init container."""
 
-    final: bool = False
+    final: StrictBool = False
     """Whether the container ended, so this is its complete record."""
 
     sequence: Annotated[int, Field(ge=0)]
@@ -111,7 +111,7 @@ class SeccompRecordingResultSpec(Model):
     runtime: str | None = None
     """OCI runtime that started the container, such as `runc` or `crun`."""
 
-    no_new_privileges: bool | None = None
+    no_new_privileges: StrictBool | None = None
     """Whether the container ran with no_new_privs (allowPrivilegeEscalation false)."""
 
 

@@ -145,6 +145,24 @@ class LabelSelector(Model):
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
     """Further requirements on labels."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_plain_labels(cls, data: Any) -> Any:
+        # `podSelector: {app: redis}` is a common slip: the labels belong under matchLabels.
+        if (
+            isinstance(data, dict)
+            and data
+            and not data.keys() & {"matchLabels", "matchExpressions"}
+            and all(isinstance(value, str) for value in data.values())
+        ):
+            labels = ", ".join(f"{key}: {value}" for key, value in data.items())
+            raise invalid(
+                "labels_instead_of_selector",
+                f"expected a label selector, got the labels {{{labels}}}: put them under"
+                f" matchLabels, as in {{matchLabels: {{{labels}}}}}",
+            )
+        return data
+
     def is_empty(self) -> bool:
         """Tell whether the selector has no requirement, so it matches every set of labels."""
         return not self.match_labels and not self.match_expressions
