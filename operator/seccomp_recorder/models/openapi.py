@@ -79,7 +79,7 @@ def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
 def _convert(
     node: Mapping[str, Any], definitions: Mapping[str, Any], path: str, stack: tuple[str, ...]
 ) -> dict[str, Any]:
-    node = _resolve(node, definitions, path, stack)
+    node, stack = _resolve(node, definitions, path, stack)
     result: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED:
@@ -89,10 +89,10 @@ def _convert(
                 name: _convert(child, definitions, f"{path}.{name}", stack)
                 for name, child in value.items()
             }
-        elif key == "items":
-            if not isinstance(value, Mapping):
-                raise SchemaError(f"{path}: tuples have no structural form: use a list of one type")
+        elif key == "items" and isinstance(value, Mapping):
             result[key] = _convert(value, definitions, f"{path}[]", stack)
+        elif key in ("items", "prefixItems"):
+            raise SchemaError(f"{path}: tuples have no structural form: use a list of one type")
         elif key == "additionalProperties":
             if isinstance(value, Mapping):
                 result[key] = _convert(value, definitions, f"{path}.*", stack)
@@ -125,7 +125,7 @@ def _convert(
             if value not in _FORMATS:
                 raise SchemaError(f"{path}: format {value!r} is not one the API server knows")
             result[key] = value
-        elif key in ("prefixItems", "uniqueItems", "not", "oneOf", "allOf"):
+        elif key in ("uniqueItems", "not", "oneOf", "allOf"):
             raise SchemaError(f"{path}: {key} has no structural form here")
         else:
             result[key] = value
@@ -138,19 +138,20 @@ def _convert(
 
 def _resolve(
     node: Mapping[str, Any], definitions: Mapping[str, Any], path: str, stack: tuple[str, ...]
-) -> Mapping[str, Any]:
+) -> tuple[Mapping[str, Any], tuple[str, ...]]:
     """Replace a `$ref` by its definition and an optional `anyOf` by its one non-null type.
 
     The keys beside them (a field's description, default or CEL rules) are kept and win
-    over the definition's, except that CEL rules of both are kept.
+    over the definition's, except that CEL rules of both are kept. Returns the node and
+    `stack` with the definitions entered, which a recursive model would enter again.
     """
     if "$ref" in node:
         name = node["$ref"].rsplit("/", 1)[-1]
         if name in stack:
             raise SchemaError(f"{path}: {name} contains itself, which a CRD cannot express")
-        target = _resolve(definitions[name], definitions, path, (*stack, name))
+        target, stack = _resolve(definitions[name], definitions, path, (*stack, name))
         siblings = {key: value for key, value in node.items() if key != "$ref"}
-        return _merge(target, siblings)
+        return _merge(target, siblings), stack
     if "anyOf" in node:
         options = [option for option in node["anyOf"] if option != {"type": "null"}]
         if len(options) != 1 or len(options) == len(node["anyOf"]):
@@ -159,8 +160,9 @@ def _resolve(
                 " optionally with None"
             )
         siblings = {key: value for key, value in node.items() if key != "anyOf"}
-        return _merge(_resolve(options[0], definitions, path, stack), siblings)
-    return node
+        target, stack = _resolve(options[0], definitions, path, stack)
+        return _merge(target, siblings), stack
+    return node, stack
 
 
 def _single_value_schema(pattern_properties: Mapping[str, Any], path: str) -> Mapping[str, Any]:
