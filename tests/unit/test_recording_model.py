@@ -292,7 +292,7 @@ def test_status_ignores_unknown_fields() -> None:
                     {"pod": "a", "podUID": "u1", "container": "c", "state": "Failed"},
                 ]
             },
-            "containers: containers list c of pod UID u1 more than once",
+            "containers: containers are listed more than once (c of pod UID u1)",
         ),
         (
             {"containers": [{"pod": "a", "podUID": "U1", "container": "c", "state": "Recorded"}]},

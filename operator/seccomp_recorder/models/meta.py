@@ -1,9 +1,9 @@
 """Building blocks shared by the custom resource models.
 
-The base model, Kubernetes object names, standard conditions and timestamps. The resource modules (`profile`, `recording`, `result`) build on these, and
-the CRDs are generated from the JSON schema of the models, so every constraint that a
-schema can express is declared as a `Field` constraint, before any validator that gives
-it a clearer message.
+The base model, Kubernetes object names, standard conditions and timestamps, on which
+the resource modules (`profile`, `recording`, `result`) build. The CRDs are generated
+from the models' JSON schema. So every constraint that a schema can express is declared
+as a `Field` constraint, before any validator that gives it a clearer message.
 """
 
 from __future__ import annotations

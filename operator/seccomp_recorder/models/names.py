@@ -31,7 +31,7 @@ CONTAINER_LABEL: Final = "seccomp-recorder.io/container"
 # Only on the profiles of a recording with mergeStrategy None, which have one per pod.
 POD_LABEL: Final = "seccomp-recorder.io/pod"
 
-# Folder under the kubelet's seccomp directory that holds the installed profiles.
+# Folder under the kubelet's seccomp directory that contains the installed profiles.
 LOCALHOST_PROFILE_ROOT: Final = "seccomp-recorder"
 
 # Hex digits of the SHA-256 that ends a shortened name: 40 bits, so two inputs that share

@@ -1,9 +1,9 @@
 """Pydantic models of the SeccompRecording resource: which pods to record, and how.
 
 A SeccompRecording selects pods by label. The node agents record the selected pods'
-containers and write SeccompRecordingResults; the operator merges those into
-SeccompProfiles, one per container name (mergeStrategy Containers) or one per pod and
-container (mergeStrategy None), built on `spec.profileTemplate`.
+containers and write SeccompRecordingResults. The operator merges those into
+SeccompProfiles built on `spec.profileTemplate`: one per container name with
+mergeStrategy Containers, or one per pod and container with mergeStrategy None.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ Duration = Annotated[
 
 
 class MergeStrategy(StrEnum):
-    """How the recorded containers are grouped into profiles."""
+    """Grouping of the recorded containers into profiles."""
 
     # One profile per container name, merged across the selected pods (replicas).
     CONTAINERS = "Containers"
@@ -201,7 +201,7 @@ def _check_containers_not_empty(value: Any) -> Any:
 
 
 class SeccompRecordingSpec(Model):
-    """Which pods and containers to record, and the profiles to make of them."""
+    """Selection of the pods and containers to record, and settings of the profiles made of them."""
 
     pod_selector: Annotated[
         LabelSelector,
@@ -308,7 +308,8 @@ def _check_unique_containers(
     if repeated:
         listed = ", ".join(f"{container} of pod UID {pod_uid}" for pod_uid, container in repeated)
         raise invalid(
-            "duplicate_container", f"containers list {listed} more than once: list each once"
+            "duplicate_container",
+            f"containers are listed more than once ({listed}): list each container once",
         )
     return containers
 

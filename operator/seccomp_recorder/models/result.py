@@ -65,7 +65,7 @@ SyscallNumbers = Annotated[
 
 
 class SeccompRecordingResultSpec(Model):
-    """What a node agent recorded for one container of one pod."""
+    """Record of the syscalls that a node agent saw one container of one pod make."""
 
     recording: ObjectName
     """Name of the SeccompRecording, in the same namespace, that the container was recorded for."""
@@ -105,7 +105,7 @@ class SeccompRecordingResultSpec(Model):
     """Numbers of the syscalls made that have no name in the agent's tables, sorted, by architecture."""
 
     filter_point: str | None = None
-    """How the agent found the point where the runtime installs the seccomp filter, such as
+    """Method by which the agent found where the runtime installs the seccomp filter, such as
     `seccomp-filter` or `runtime-calls/runc/no-new-privileges`."""
 
     runtime: str | None = None

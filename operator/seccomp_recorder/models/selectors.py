@@ -26,8 +26,8 @@ from seccomp_recorder.models.meta import (
 )
 
 # A label key is a qualified name: an optional DNS subdomain prefix and '/', then a name
-# of 1 to 63 characters. The pattern bounds the name's length; the prefix's limit of 253
-# characters is checked by the validator, and the whole key is at most 253 + 1 + 63.
+# of 1 to 63 characters. The pattern bounds the name's length. The validator checks the
+# prefix's limit of 253 characters, so a key has at most 253 + 1 + 63 characters.
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 LABEL_KEY_PATTERN = rf"^({DNS_SUBDOMAIN_PATTERN[1:-1]}/)?{_LABEL_NAME}$"
 MAX_LABEL_KEY_LENGTH = MAX_SUBDOMAIN_LENGTH + 1 + MAX_LABEL_LENGTH
