@@ -159,7 +159,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 # A point in time with a time zone. It is read from any RFC 3339 string and written as
-# Kubernetes writes times, so a status round-trips through the API server unchanged.
+# Kubernetes writes times: in UTC, to the second, ending in `Z`.
 Timestamp = Annotated[AwareDatetime, PlainSerializer(format_timestamp, when_used="json")]
 
 ObservedGeneration = Annotated[int, Field(ge=0)]
