@@ -284,6 +284,11 @@ class Informer:
             **self._selectors,
         )
         self._response = response
+        if self._backoff.failures:
+            logger.info(
+                "Watching %s again after %d failed attempts", self.name, self._backoff.failures
+            )
+            self._backoff.reset()
         try:
             if self._stopping.is_set():
                 return
@@ -291,7 +296,6 @@ class Informer:
                 if not line:
                     continue
                 self._handle_event(json.loads(line))
-                self._backoff.reset()
                 if self._stopping.is_set():
                     return
         finally:

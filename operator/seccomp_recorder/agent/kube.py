@@ -69,6 +69,9 @@ def connect(settings: AgentSettings) -> ApiClients:
         kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
         )
+    # The informers and the installer retry with their own backoff and log each failure,
+    # so urllib3's immediate retries would only add delay and log lines.
+    configuration.retries = False
     return ApiClients.from_api_client(kubernetes.client.ApiClient(configuration))
 
 
