@@ -97,6 +97,10 @@ def pod_phase(cluster: DevCluster, name: str) -> str | None:
     return None if pod is None else (pod.get("status") or {}).get("phase")
 
 
+def reasons_of(cluster: DevCluster, name: str) -> list[str]:
+    return [event["reason"] for event in events_about(cluster, name)]
+
+
 def kubectl(cluster: DevCluster, *arguments: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         [str(REPOSITORY / "devcluster" / "kubectl"), *arguments],
@@ -153,8 +157,9 @@ def test_yaml_profile_installed_on_every_node(
         entry = entries[agent.node_name]
         assert entry["contentHash"] == hashlib.sha256(content).hexdigest()
         assert entry["observedGeneration"] == 1
-    reasons = [event["reason"] for event in events_about(devcluster, name)]
-    assert reasons.count("ProfileInstalled") == 2
+    # The Event follows the status patch, so it may arrive a moment later.
+    wait_for("a ProfileInstalled Event from each node", lambda: reasons_of(devcluster, name).count("ProfileInstalled") == 2)
+    assert reasons_of(devcluster, name).count("ProfileInstalled") == 2
 
 
 @pytest.mark.devcluster(nodes=2)
@@ -228,8 +233,7 @@ def test_missing_base_gives_error_then_installs(
         entry = wait_for_node_state(devcluster, name, agent.node_name, "Error")
         assert f'"{base}" not found' in entry["message"]
         assert not agent.profile_path(name).exists()
-    reasons = [event["reason"] for event in events_about(devcluster, name)]
-    assert "BaseProfileNotFound" in reasons
+    wait_for("BaseProfileNotFound Events", lambda: reasons_of(devcluster, name).count("BaseProfileNotFound") == 2)
 
     base_spec = {**DENY_MKDIR, "syscalls": [{"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
     create_profile(devcluster, profile_body(base, base_spec))
@@ -294,7 +298,8 @@ def test_deleted_profile_kept_until_pod_gone(
     wait_for_node_state(devcluster, name, agent.node_name, "Removed")
     assert read_pod(devcluster, pod) is None
     assert not agent.profile_path(name).exists()
-    reasons = [event["reason"] for event in events_about(devcluster, name)]
+    wait_for("a ProfileRemoved Event", lambda: "ProfileRemoved" in reasons_of(devcluster, name))
+    reasons = reasons_of(devcluster, name)
     assert reasons.count("ProfileInUse") == 1
     assert reasons.count("ProfileRemoved") == 1
     remove_finalizers(devcluster, name)

@@ -91,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         api = kube.connect(settings)
     except kubernetes.config.ConfigException as error:
         logger.error(
-            "Failed to load the API server configuration: %s. Set SECCOMP_RECORDER_KUBECONFIG"
-            " outside a pod",
+            "Failed to load the API server configuration: %s. Outside a pod, set"
+            " SECCOMP_RECORDER_KUBECONFIG to a valid kubeconfig file",
             error,
         )
         return 1
