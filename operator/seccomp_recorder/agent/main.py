@@ -98,9 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     stopping = threading.Event()
+    received: list[str] = []
 
     def request_stop(signal_number: int, _frame: FrameType | None) -> None:
-        logger.info("Stopping on %s", signal.Signals(signal_number).name)
+        # Only record the signal here: logging from a signal handler can deadlock on
+        # the handler's lock if the main thread was interrupted while logging.
+        received.append(signal.Signals(signal_number).name)
         stopping.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -112,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A timed wait lets the main thread run the signal handler promptly.
         while not stopping.wait(1.0):
             pass
+        logger.info("Stopping on %s", received[0])
     finally:
         agent.stop()
     return 0
