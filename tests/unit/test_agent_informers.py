@@ -146,7 +146,7 @@ def test_failed_watch_resumes_after_backoff(caplog: pytest.LogCaptureFixture) ->
     api.lists.append(([], "10"))
     api.watches.append([event("ADDED", pod("a", resource_version="11"))])
     api.watches.append(urllib3.exceptions.ProtocolError("connection reset"))
-    api.watches.append(api_error(500, "Internal Server Error"))
+    api.watches.append(api_error(429, "Too Many Requests"))
     with caplog.at_level(logging.INFO, logger="seccomp_recorder.agent.informers"):
         informer, _ = make_informer(api)
         informer.run()
@@ -155,8 +155,20 @@ def test_failed_watch_resumes_after_backoff(caplog: pytest.LogCaptureFixture) ->
     assert versions == ["10", "11", "11", "11"]
     messages = [record.getMessage() for record in caplog.records]
     assert any("connection reset" in message for message in messages)
-    assert any("500" in message for message in messages)
+    assert any("429" in message for message in messages)
     assert "Watching pods again after 2 failed attempts" in messages
+
+
+def test_rejected_watch_relists() -> None:
+    api = FakeListFunction()
+    api.lists.append(([pod("a")], "10"))
+    api.watches.append(api_error(500, "Internal Server Error"))
+    api.lists.append(([pod("a"), pod("b")], "20"))
+    informer, recorder = make_informer(api)
+    informer.run()
+    assert len(api.list_calls()) == 2
+    assert recorder.calls == [("add", "a"), ("add", "b")]
+    assert api.watch_calls()[-1]["resource_version"] == "20"
 
 
 def test_failed_list_retries_before_sync() -> None:
@@ -170,16 +182,19 @@ def test_failed_list_retries_before_sync() -> None:
     assert recorder.calls == [("add", "a")]
 
 
-def test_other_error_event_backs_off() -> None:
+def test_other_error_event_relists() -> None:
     api = FakeListFunction()
     api.lists.append(([], "10"))
+    # What a real API server sends for a resourceVersion it does not have yet.
     api.watches.append(
-        [event("ERROR", {"kind": "Status", "code": 500, "reason": "InternalError"})]
+        [event("ERROR", {"kind": "Status", "code": 504, "reason": "Timeout",
+                         "message": "Too large resource version"})]
     )
+    api.lists.append(([], "12"))
     informer, _ = make_informer(api)
     informer.run()
-    assert len(api.list_calls()) == 1
-    assert [call["resource_version"] for call in api.watch_calls()] == ["10", "10"]
+    assert len(api.list_calls()) == 2
+    assert [call["resource_version"] for call in api.watch_calls()] == ["10", "12"]
 
 
 def test_selectors_reach_list_and_watch() -> None:

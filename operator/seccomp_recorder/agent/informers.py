@@ -4,12 +4,13 @@ An `Informer` lists one resource, keeps every object in an in-memory store, and 
 for changes from the list's resourceVersion, calling its handlers on add, update and
 delete. It resumes a watch that ended from the last resourceVersion it saw. When the
 server answers 410 Gone (the version left the server's watch history), it lists again
-and turns the difference into handler calls. After a failed request it waits with an
-exponential backoff, logs each failure, and resumes.
+and turns the difference into handler calls. After a failed request it logs the failure
+and waits with an exponential backoff, then resumes the watch or, when the server
+rejected it, lists again (see `Informer.run`).
 
 The `kubernetes` client (37.x) ships `kubernetes.informer.SharedInformer`, but it cannot
-be used here: it reads list results as generated models, so custom resources (returned
-as plain dicts) list as nothing; it retries a failing watch with no delay at all; and it
+be used here. It reads list results as generated models, so listing a custom resource
+(returned as a plain dict) fails with a TypeError on every try. It retries a failing watch with no delay at all, and it
 has no "synced" signal, which the installer needs before it removes anything. So this
 module is a small one of its own, built on the client's list functions and its
 `iter_resp_lines` watch-stream reader.
@@ -323,7 +324,13 @@ class Informer:
             self._resource_version = version
 
     def run(self) -> None:
-        """List and watch until `stop` is called; the informer's thread runs this."""
+        """List and watch until `stop` is called; the informer's thread runs this.
+
+        After a transport failure (connection refused or reset, timeout) or a 429 the
+        watch resumes from the last resourceVersion. After any other answer that rejects
+        the watch, such as an ERROR event for a resourceVersion the server does not have
+        yet, the informer lists again, as client-go's reflector does.
+        """
         while not self._stopping.is_set():
             try:
                 if self._resource_version is None:
@@ -338,23 +345,28 @@ class Informer:
                     logger.info("Watch of %s expired (410 Gone); listing again", self.name)
                     self._resource_version = None
                     continue
-                self._wait_after_failure(f"{error.status} {error.reason}")
-            except (WatchError, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-                self._wait_after_failure(str(error) or type(error).__name__)
+                self._wait_after_failure(
+                    f"{error.status} {error.reason}", relist=error.status != 429
+                )
+            except WatchError as error:
+                self._wait_after_failure(str(error), relist=True)
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+                self._wait_after_failure(str(error) or type(error).__name__, relist=False)
             except Exception:
                 # A bug in this loop must not end the thread quietly, which would leave
                 # the store stale for good: log it with its traceback and retry.
                 logger.exception("Informer of %s failed unexpectedly", self.name)
-                self._wait_after_failure("unexpected error")
+                self._wait_after_failure("unexpected error", relist=True)
 
-    def _wait_after_failure(self, reason: str) -> None:
+    def _wait_after_failure(self, reason: str, *, relist: bool) -> None:
         if self._stopping.is_set():
             return
         delay = self._backoff.next_delay()
         what = "Listing" if self._resource_version is None else "Watching"
-        logger.warning(
-            "%s %s failed (%s); retrying in %.1f s", what, self.name, reason, delay
-        )
+        then = "listing again" if relist else "retrying"
+        logger.warning("%s %s failed (%s); %s in %.1f s", what, self.name, reason, then, delay)
+        if relist:
+            self._resource_version = None
         self._stopping.wait(delay)
 
     def start(self) -> None:
