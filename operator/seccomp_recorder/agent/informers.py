@@ -3,7 +3,7 @@
 An `Informer` lists one resource, keeps every object in an in-memory store, and watches
 for changes from the list's resourceVersion, calling its handlers on add, update and
 delete. It resumes a watch that ended from the last resourceVersion it saw. When the
-server answers 410 Gone (the version left the server's watch history), it lists again
+server responds with 410 Gone (the version left the server's watch history), it lists again
 and turns the difference into handler calls. After a failed request it logs the failure
 and waits with an exponential backoff, then resumes the watch or, when the server
 rejected it, lists again (see `Informer.run`).
@@ -95,7 +95,7 @@ class _Handlers:
     on_delete: DeleteHandler | None
 
 
-class _Gone(Exception):
+class _WatchExpired(Exception):
     """The watched resourceVersion is no longer in the server's history (410)."""
 
 
@@ -112,7 +112,7 @@ class Informer:
     is used in log messages ("pods on node-1").
 
     Handlers run one at a time on the informer's thread, in the order the changes came
-    in; an exception in a handler is logged and does not stop the informer. A relist
+    in. An exception in a handler is logged and does not stop the informer. A relist
     after 410 Gone calls `on_update` only for objects whose resourceVersion changed.
     """
 
@@ -153,7 +153,7 @@ class Informer:
 
     @property
     def synced(self) -> bool:
-        """Whether the first list has completed and the store holds the whole resource."""
+        """Whether the first list has completed and the store contains the whole resource."""
         return self._synced.is_set()
 
     def wait_for_sync(self, timeout: float | None = None) -> bool:
@@ -272,7 +272,7 @@ class Informer:
     def watch_once(self) -> None:
         """Watch from the last resourceVersion until the server ends the request.
 
-        Raises `_Gone` on 410 Gone, WatchError on another ERROR event, and the client's
+        Raises `_WatchExpired` on 410 Gone, WatchError on another ERROR event, and the client's
         and urllib3's exceptions when the request fails.
         """
         response = self._list_function(
@@ -310,7 +310,7 @@ class Informer:
         obj: KubeObject = event.get("object") or {}
         if kind == "ERROR":
             if obj.get("code") == 410:
-                raise _Gone(obj.get("message") or "410 Gone")
+                raise _WatchExpired(obj.get("message") or "410 Gone")
             raise WatchError(f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}")
         with self._dispatch_lock:
             if kind in ("ADDED", "MODIFIED"):
@@ -327,7 +327,7 @@ class Informer:
         """List and watch until `stop` is called; the informer's thread runs this.
 
         After a transport failure (connection refused or reset, timeout) or a 429 the
-        watch resumes from the last resourceVersion. After any other answer that rejects
+        watch resumes from the last resourceVersion. After any other response that rejects
         the watch, such as an ERROR event for a resourceVersion the server does not have
         yet, the informer lists again, as client-go's reflector does.
         """
@@ -337,7 +337,7 @@ class Informer:
                     self.list_once()
                     self._backoff.reset()
                 self.watch_once()
-            except _Gone as gone:
+            except _WatchExpired as gone:
                 logger.info("Watch of %s expired (%s); listing again", self.name, gone)
                 self._resource_version = None
             except ApiException as error:
@@ -362,9 +362,11 @@ class Informer:
         if self._stopping.is_set():
             return
         delay = self._backoff.next_delay()
-        what = "Listing" if self._resource_version is None else "Watching"
-        then = "listing again" if relist else "retrying"
-        logger.warning("%s %s failed (%s); %s in %.1f s", what, self.name, reason, then, delay)
+        operation = "Listing" if self._resource_version is None else "Watching"
+        next_step = "listing again" if relist else "retrying"
+        logger.warning(
+            "%s %s failed (%s); %s in %.1f s", operation, self.name, reason, next_step, delay
+        )
         if relist:
             self._resource_version = None
         self._stopping.wait(delay)
