@@ -1,0 +1,36 @@
+"""Prometheus metrics of the operator, served over HTTP when a metrics port is set.
+
+The counters live in prometheus_client's default registry; `serve` starts its HTTP
+server in a daemon thread. Counting works without a server, so tests and a disabled
+port cost nothing but the counters.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import prometheus_client
+
+from seccomp_recorder.operator.settings import OperatorSettings
+
+EVENTS_POSTED: Final = prometheus_client.Counter(
+    "seccomp_recorder_operator_events_posted",
+    "Kubernetes Events posted by the operator, by reason and type.",
+    ["reason", "type"],
+)
+PROFILE_WRITES: Final = prometheus_client.Counter(
+    "seccomp_recorder_operator_profile_writes",
+    "SeccompProfiles created or updated from recordings, by kind of write.",
+    ["kind"],
+)
+SYNC_FAILURES: Final = prometheus_client.Counter(
+    "seccomp_recorder_operator_sync_failures",
+    "Passes over a recording's results that failed on an API error and were retried.",
+)
+
+
+def serve(settings: OperatorSettings) -> None:
+    """Start the metrics HTTP server on the set address and port; nothing for port 0."""
+    if settings.metrics_port == 0:
+        return
+    prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_address)
