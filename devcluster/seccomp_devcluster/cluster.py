@@ -8,6 +8,8 @@ pytest fixture. Everything lives in one folder:
     <directory>/nodes/<name>/kubelet/        the node's kubelet root; Localhost profiles
                                              go in its seccomp/ folder
     <directory>/nodes/<name>/state/          runtime state and pod network namespaces
+    <directory>/pki/                         the cluster's CA (pods' ca.crt) and the API
+                                             relay's serving certificate
     <directory>/*.log                        output of each process
 
 `stop` ends the node processes with SIGTERM (each stops its containers and cleans
@@ -32,7 +34,9 @@ from typing import IO, Any, Self
 import kubernetes
 
 from seccomp_devcluster.node.cleanup import mounts_under, sweep_node_state
+from seccomp_devcluster.node.podspec import DEFAULT_HOST_IMAGES
 from seccomp_devcluster.node.settings import NodeSettings
+from seccomp_devcluster.pki import ClusterPki, create_cluster_pki
 from seccomp_devcluster.scheduler import RoundRobinScheduler, node_is_ready
 
 logger = logging.getLogger(__name__)
@@ -69,7 +73,8 @@ class DevCluster:
 
     def __init__(self, directory: Path, nodes: int = 1, *, crash_loop_backoff: float = 10.0,
                  seccomp_default: bool = False, shutdown_grace_period: float = 2.0,
-                 heartbeat_interval: float = 10.0, log_level: str = "INFO") -> None:
+                 heartbeat_interval: float = 10.0, log_level: str = "INFO",
+                 host_images: tuple[str, ...] = DEFAULT_HOST_IMAGES) -> None:
         if nodes < 1:
             raise ValueError(f"a dev cluster needs at least one node, not {nodes}")
         self.directory = directory.resolve()
@@ -78,7 +83,9 @@ class DevCluster:
         self.shutdown_grace_period = shutdown_grace_period
         self.heartbeat_interval = heartbeat_interval
         self.log_level = log_level
+        self.host_images = host_images
         self.log_root = self.directory / "logs"
+        self.pki = ClusterPki.in_directory(self.directory / "pki")
         self.nodes = [
             NodeProcess(name=f"node-{index}",
                         kubelet_root=self.directory / "nodes" / f"node-{index}" / "kubelet",
@@ -129,6 +136,7 @@ class DevCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.log_root.mkdir(parents=True, exist_ok=True)
         try:
+            create_cluster_pki(self.pki.ca_cert.parent)
             self._start_apiserver()
             for index, node in enumerate(self.nodes):
                 self._start_node(node, index)
@@ -166,6 +174,11 @@ class DevCluster:
              "--heartbeat-interval", str(self.heartbeat_interval),
              "--shutdown-grace-period", str(self.shutdown_grace_period),
              "--log-level", self.log_level,
+             "--tls-cert-file", str(self.pki.serving_cert),
+             "--tls-private-key-file", str(self.pki.serving_key),
+             "--root-ca-file", str(self.pki.ca_cert),
+             *[argument for pattern in self.host_images
+               for argument in ("--host-image", pattern)],
              *(["--seccomp-default"] if self.seccomp_default else [])],
             node.log_path)
 
@@ -215,7 +228,7 @@ class DevCluster:
             if node.process.returncode != 0:
                 logger.error("Node %s exited with code %s; see %s", node.name,
                              node.process.returncode, node.log_path)
-            leftovers = sweep_node_state(self._settings(node))
+            leftovers = sweep_node_state(self.node_settings(node))
             if leftovers:
                 logger.error("Node %s left %s behind; removed them", node.name,
                              ", ".join(leftovers))
@@ -238,7 +251,8 @@ class DevCluster:
             log.close()
         self._logs.clear()
 
-    def _settings(self, node: NodeProcess) -> NodeSettings:
+    def node_settings(self, node: NodeProcess) -> NodeSettings:
+        """Return the settings a node process runs with, as far as clean-up needs them."""
         return NodeSettings(node_name=node.name, kubelet_root=node.kubelet_root,
                             state_dir=node.state_dir, log_root=self.log_root)
 

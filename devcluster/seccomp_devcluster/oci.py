@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, Self
 
 from seccomp_devcluster.cgroups import crun_ready, remove_cgroup
+from seccomp_devcluster.hostroot import host_root_layout
 
 __all__ = [
     "ContainerResult", "ContainerSpec", "Mount", "OciRuntimeError", "RunningContainer",
@@ -106,7 +106,7 @@ class ContainerSpec:
     runtime: Runtime = "runc"
     # "busybox": a writable copy of busybox-static with its applet links.
     # "host": the host's top-level directories bound read-only, with private writable
-    # /tmp and /run (see `build_host_rootfs`).
+    # /tmp and /run (see `seccomp_devcluster.hostroot`).
     rootfs: Rootfs = "busybox"
     no_new_privileges: bool = True
     # OCI LinuxSeccomp JSON, or None for no filter (Unconfined).
@@ -119,11 +119,20 @@ class ContainerSpec:
     network_namespace: str | None = None
     # Share the caller's network namespace (a hostNetwork pod); overrides the above.
     host_network: bool = False
+    # Share the caller's PID and IPC namespaces (hostPID, hostIPC).
+    host_pid: bool = False
+    host_ipc: bool = False
+    # All devices allowed, /sys writable, no masked or read-only /proc paths. The
+    # capabilities and the seccomp filter are set by the caller as for any container.
+    # NOTE: the host's device nodes are not added to /dev, as containerd adds them.
+    privileged: bool = False
     uid: int = 0
     gid: int = 0
     additional_gids: list[int] = field(default_factory=list)
     readonly_rootfs: bool = False
     mounts: list[Mount] = field(default_factory=list)
+    # linux.rootfsPropagation ("rslave", "rshared"...); None keeps the runtime's default.
+    rootfs_propagation: str | None = None
     # Relative cgroup path under which the container's cgroup `<parent>/<id>` is made.
     # NOTE: runc 1.1 places it under the caller's own cgroup in each v1 hierarchy,
     # crun 1.8 under each hierarchy's root, so the two nest differently.
@@ -176,37 +185,8 @@ def build_busybox_rootfs(rootfs: Path) -> None:
     (rootfs / "etc" / "group").write_text("root:x:0:\n")
 
 
-# Top-level host directories that a host-root container gets fresh instead of bound.
-HOST_ROOT_SKIPPED = frozenset({"proc", "sys", "dev", "tmp", "run", "lost+found"})
-
-
-def build_host_rootfs(rootfs: Path) -> None:
-    """Prepare `rootfs` for a view of the host's root: its top-level symlinks, copied.
-
-    Directories are bound read-only by `_host_root_mounts`. The host's "/" itself
-    cannot be the root path because pivot_root rejects the caller's own root mount.
-    """
-    rootfs.mkdir(parents=True, exist_ok=True)
-    for entry in Path("/").iterdir():
-        if entry.is_symlink():
-            (rootfs / entry.name).symlink_to(os.readlink(entry))
-
-
-def _host_root_mounts() -> list[dict[str, Any]]:
-    mounts: list[dict[str, Any]] = []
-    for entry in sorted(Path("/").iterdir()):
-        if entry.is_symlink() or not entry.is_dir() or entry.name in HOST_ROOT_SKIPPED:
-            continue
-        mounts.append({"destination": str(entry), "type": "bind", "source": str(entry),
-                       "options": ["rbind", "ro", "nosuid", "nodev"]})
-    mounts.append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-                   "options": ["nosuid", "nodev", "mode=1777"]})
-    mounts.append({"destination": "/run", "type": "tmpfs", "source": "tmpfs",
-                   "options": ["nosuid", "nodev", "mode=755"]})
-    return mounts
-
-
 def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    sysfs_options = ["nosuid", "noexec", "nodev", "rw" if spec.privileged else "ro"]
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -217,11 +197,10 @@ def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sysfs_options},
     ]
     if spec.rootfs == "host":
-        mounts.extend(_host_root_mounts())
+        mounts.extend(host_root_layout([m.destination for m in spec.mounts]).mounts())
     for extra in spec.mounts:
         mounts.append({"destination": extra.destination, "type": extra.type,
                        "source": extra.source, "options": list(extra.options)})
@@ -231,8 +210,11 @@ def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
 def build_config(spec: ContainerSpec, rootfs_path: str, cgroups_path: str) -> dict[str, Any]:
     """Return the OCI runtime config (config.json) for `spec`."""
     capabilities = list(spec.capabilities)
-    namespaces: list[dict[str, str]] = [
-        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+    namespaces: list[dict[str, str]] = [{"type": "uts"}, {"type": "mount"}]
+    if not spec.host_pid:
+        namespaces.append({"type": "pid"})
+    if not spec.host_ipc:
+        namespaces.append({"type": "ipc"})
     if not spec.host_network:
         network = {"type": "network"}
         if spec.network_namespace is not None:
@@ -241,10 +223,14 @@ def build_config(spec: ContainerSpec, rootfs_path: str, cgroups_path: str) -> di
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path,
-        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-        "maskedPaths": list(MASKED_PATHS),
-        "readonlyPaths": list(READONLY_PATHS),
+        # A privileged container may use every device, as with containerd; nothing is
+        # masked or read-only in its /proc and /sys.
+        "resources": {"devices": [{"allow": spec.privileged, "access": "rwm"}]},
+        "maskedPaths": [] if spec.privileged else list(MASKED_PATHS),
+        "readonlyPaths": [] if spec.privileged else list(READONLY_PATHS),
     }
+    if spec.rootfs_propagation is not None:
+        linux["rootfsPropagation"] = spec.rootfs_propagation
     if spec.seccomp is not None:
         linux["seccomp"] = spec.seccomp
     return {
@@ -279,7 +265,7 @@ def create_bundle(spec: ContainerSpec, directory: Path, *, container_id: str | N
     if spec.rootfs == "busybox":
         build_busybox_rootfs(directory / "rootfs")
     else:
-        build_host_rootfs(directory / "rootfs")
+        host_root_layout([m.destination for m in spec.mounts]).build(directory / "rootfs")
     leaf = container_id if container_id is not None else directory.name
     config = build_config(spec, "rootfs", f"{spec.cgroup_parent}/{leaf}")
     (directory / "config.json").write_text(json.dumps(config, indent=2))
@@ -440,6 +426,17 @@ class RunningContainer:
         completed = self._runtime("kill", self.id, str(int(sig)), check=False)
         if completed.returncode != 0 and not self._exited.is_set():
             logger.debug("%s kill %s: %s", self.spec.runtime, self.id, completed.stderr.strip())
+
+    def exec(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+        """Run `args` inside the running container (`runc exec`) and return the result.
+
+        The process gets the container's user, environment and working directory.
+        Raises subprocess.TimeoutExpired after `timeout` seconds; the runtime's exec
+        command is then killed, and its process in the container with it.
+        """
+        command = [runtime_binary(self.spec.runtime), "--root", str(self.root), "exec",
+                   self.id, *args]
+        return subprocess.run(command, capture_output=True, timeout=timeout, check=False)
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the container's process to exit; return its exit code, or None on timeout.

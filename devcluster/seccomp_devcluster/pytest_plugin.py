@@ -72,7 +72,7 @@ def leftovers_of(cluster: DevCluster) -> list[str]:
             found += [f"{runtime} container {c}" for c in oci.list_containers(root, runtime)]
         for hierarchy in Path("/sys/fs/cgroup").iterdir():
             found += [f"cgroup {path}" for path in
-                      hierarchy.rglob(f"seccomp-devcluster/{node.name}")]
+                      hierarchy.rglob(cluster.node_settings(node).cgroup_parent)]
     if cluster.directory.exists():
         found += [f"mount {mount}" for mount in mounts_under(cluster.directory)]
     return found

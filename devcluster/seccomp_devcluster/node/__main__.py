@@ -21,6 +21,7 @@ import kubernetes
 
 from seccomp_devcluster import oci
 from seccomp_devcluster.node.agent import NodeAgent
+from seccomp_devcluster.node.podspec import DEFAULT_HOST_IMAGES, default_host_image_path
 from seccomp_devcluster.node.settings import NodeSettings
 
 
@@ -59,6 +60,22 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="seconds containers get between SIGTERM and SIGKILL when the "
                              "node stops")
 
+    parser.add_argument("--host-image", dest="host_images", action="append", default=None,
+                        metavar="PATTERN",
+                        help="image name pattern (fnmatch, without tag or digest) that runs on "
+                             "the host's read-only root; repeat for more (default: "
+                             f"{' '.join(DEFAULT_HOST_IMAGES)})")
+    parser.add_argument("--host-image-path", default=None,
+                        help="PATH of host-root images (default: this Python's venv bin "
+                             "folder, then the usual folders)")
+    parser.add_argument("--tls-cert-file", type=Path, default=None,
+                        help="serving certificate of the API relay that pods connect to (PEM)")
+    parser.add_argument("--tls-private-key-file", type=Path, default=None,
+                        help="private key of --tls-cert-file (PEM)")
+    parser.add_argument("--root-ca-file", type=Path, default=None,
+                        help="CA certificate that pods get as ca.crt; without the three TLS "
+                             "options the node makes its own CA")
+
     parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO...)")
     return parser.parse_args(argv)
 
@@ -75,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         seccomp_default=arguments.seccomp_default,
         crash_loop_backoff=arguments.crash_loop_backoff,
         max_crash_loop_backoff=arguments.max_crash_loop_backoff,
-        heartbeat_interval=arguments.heartbeat_interval)
+        heartbeat_interval=arguments.heartbeat_interval,
+        host_images=tuple(arguments.host_images if arguments.host_images is not None
+                          else DEFAULT_HOST_IMAGES),
+        host_image_path=arguments.host_image_path or default_host_image_path(),
+        tls_cert_file=arguments.tls_cert_file,
+        tls_private_key_file=arguments.tls_private_key_file,
+        root_ca_file=arguments.root_ca_file)
 
     stopping = threading.Event()
 

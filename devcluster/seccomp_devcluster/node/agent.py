@@ -11,25 +11,35 @@ NOTE: the heartbeat is the Node status only; no Lease in kube-node-lease is kept
 
 Scheduling is not done here: pods arrive with `spec.nodeName` set, by their
 creator or by the dev cluster's scheduler (`seccomp_devcluster.scheduler`).
+
+In-cluster API access: the node runs one `ApiRelay` (`relay.py`) that forwards TLS
+connections from its pods to the API server named in its kubeconfig. Its serving
+certificate and the CA that pods get as `ca.crt` come from the node's settings (the
+launcher shares one CA per cluster), or are made in the node's state folder.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from seccomp_devcluster import pki
 from seccomp_devcluster.kube import WATCH_TIMEOUT, list_and_watch
 from seccomp_devcluster.node.cleanup import sweep_node_state
+from seccomp_devcluster.node.relay import ApiRelay
 from seccomp_devcluster.node.settings import NodeSettings, PodAddresses
 from seccomp_devcluster.node.status import now
+from seccomp_devcluster.node.volumes import ServiceAccountFiles
 from seccomp_devcluster.node.worker import PodWorker
 
 logger = logging.getLogger(__name__)
@@ -45,6 +55,20 @@ class KubernetesReporter:
 
     def __init__(self, core: kubernetes.client.CoreV1Api) -> None:
         self.core = core
+
+    def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Read a ConfigMap, Secret or ServiceAccount ("configmaps"...); None if absent."""
+        readers = {"configmaps": self.core.read_namespaced_config_map,
+                   "secrets": self.core.read_namespaced_secret,
+                   "serviceaccounts": self.core.read_namespaced_service_account}
+        try:
+            response: Any = readers[kind](name, namespace, _preload_content=False)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        found: dict[str, Any] = json.loads(response.data)
+        return found
 
     def write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
@@ -143,6 +167,8 @@ class NodeAgent:
         self._stopping = threading.Event()
         self._ready_since = now()
         self._threads: list[threading.Thread] = []
+        self.relay: ApiRelay | None = None
+        self.service_account: ServiceAccountFiles | None = None
 
     # -- node object ----------------------------------------------------------------
 
@@ -201,7 +227,9 @@ class NodeAgent:
                 return
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 return  # Finished before this node started; nothing to run again.
-            worker = PodWorker(pod, self.settings, self.reporter, self.addresses)
+            worker = PodWorker(pod, self.settings, self.reporter, self.addresses,
+                               lookup=self.reporter.read, relay=self.relay,
+                               service_account=self.service_account)
             self.workers[uid] = worker
         logger.info("[%s] Starting pod", key)
         worker.start()
@@ -231,11 +259,30 @@ class NodeAgent:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         (self.settings.kubelet_root / "seccomp").mkdir(parents=True, exist_ok=True)
         self.settings.log_root.mkdir(parents=True, exist_ok=True)
+        self._start_relay()
         self.register()
         for target, name in ((self._heartbeat, "heartbeat"), (self._list_and_watch, "watch")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _start_relay(self) -> None:
+        """Start the API relay toward the API server of the node's kubeconfig."""
+        settings = self.settings
+        cert, key, ca = (settings.tls_cert_file, settings.tls_private_key_file,
+                         settings.root_ca_file)
+        if cert is None or key is None or ca is None:
+            created = pki.create_cluster_pki(settings.state_dir / "pki", settings.node_name)
+            cert, key, ca = created.serving_cert, created.serving_key, created.ca_cert
+            logger.info("Made a CA for node %s's pods in %s", settings.node_name,
+                        created.ca_cert.parent)
+        upstream = urllib.parse.urlsplit(self.core.api_client.configuration.host)
+        if upstream.scheme != "http" or upstream.hostname is None:
+            raise ValueError(f"the API relay needs a plain HTTP API server URL, not "
+                             f"{self.core.api_client.configuration.host!r}")
+        self.relay = ApiRelay(upstream.hostname, upstream.port or 80, cert, key)
+        self.relay.start()
+        self.service_account = ServiceAccountFiles(ca_cert=ca.read_bytes())
 
     def stop(self) -> None:
         """Stop every pod's containers, clean the node's state, and mark the node NotReady."""
@@ -250,6 +297,10 @@ class NodeAgent:
                 logger.error("[%s] Pod worker did not stop in time", worker.key)
         for thread in self._threads:
             thread.join(WATCH_TIMEOUT + 10)
+        if self.relay is not None:
+            self.relay.stop()
+            if self.relay.running:
+                logger.error("The API relay's thread did not stop")
         leftovers = sweep_node_state(self.settings)
         if leftovers:
             logger.warning("Removed leftovers of node %s: %s", self.settings.node_name,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from seccomp_devcluster.node.podspec import DEFAULT_HOST_IMAGES, default_host_image_path
 
 
 @dataclass(frozen=True)
@@ -29,15 +33,38 @@ class NodeSettings:
     max_crash_loop_backoff: float = 300.0
     # Seconds between refreshes of the Node's Ready condition.
     heartbeat_interval: float = 10.0
+    # Image name patterns (fnmatch) that run on the host's root filesystem, and the
+    # PATH those images get; see `seccomp_devcluster.node.podspec`.
+    host_images: tuple[str, ...] = DEFAULT_HOST_IMAGES
+    host_image_path: str = field(default_factory=default_host_image_path)
+    # The API relay's serving certificate and key, and the CA that pods get as ca.crt
+    # (PEM files). None: the node makes its own in its state folder.
+    tls_cert_file: Path | None = None
+    tls_private_key_file: Path | None = None
+    root_ca_file: Path | None = None
+    # What the Node reports as allocatable, for resourceFieldRef without limits.
+    allocatable_cpu: int = field(default_factory=lambda: os.cpu_count() or 1)
+    allocatable_memory: int = field(
+        default_factory=lambda: os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
     @property
     def runtime_root(self) -> Path:
         return self.state_dir / "runtime"
 
     @property
+    def host_path_root(self) -> Path:
+        """The node's private folder for hostPath volumes missing on the machine."""
+        return self.state_dir / "host"
+
+    @property
     def cgroup_parent(self) -> str:
-        """Cgroup under which this node's pod cgroups `pod<uid>` are made."""
-        return f"seccomp-devcluster/{self.node_name}"
+        """Cgroup under which this node's pod cgroups `pod<uid>` are made.
+
+        The node name alone is not unique on the machine, because two dev clusters may
+        run at once and both have a node-1, so a digest of the state folder follows it.
+        """
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        return f"seccomp-devcluster/{self.node_name}-{digest}"
 
 
 @dataclass

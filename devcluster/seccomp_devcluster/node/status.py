@@ -68,10 +68,17 @@ class ContainerRecord:
     container_id: str | None = None
     # True once the container has stopped and will not be started again.
     finished: bool = False
+    # Results of the readiness and startup probes of the current run (True without one).
+    probe_ready: bool = True
+    probe_started: bool = True
 
     @property
     def running(self) -> bool:
         return self.state.kind == "running"
+
+    @property
+    def ready(self) -> bool:
+        return self.running and self.probe_ready and self.probe_started
 
     def to_api(self) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -80,9 +87,9 @@ class ContainerRecord:
             "imageID": "",
             "state": self.state.to_api(),
             "lastState": self.last_state.to_api() if self.last_state else {},
-            "ready": self.running,
+            "ready": self.ready,
             "restartCount": self.restart_count,
-            "started": self.running,
+            "started": self.running and self.probe_started,
         }
         if self.container_id:
             status["containerID"] = self.container_id
@@ -137,7 +144,7 @@ def pod_status(*, init: list[ContainerRecord], app: list[ContainerRecord], phase
                initialized: bool, sandbox_ready: bool, conditions: Conditions,
                host_ip: str, pod_ip: str | None, start_time: str) -> dict[str, Any]:
     """Return the pod's `status` in the API's JSON form."""
-    unready = [record for record in app if not record.running]
+    unready = [record for record in app if not record.ready]
     incomplete = [record for record in init if not _succeeded(record)]
     terminal = phase in ("Succeeded", "Failed")
     containers_ready = not unready and not terminal

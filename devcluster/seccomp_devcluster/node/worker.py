@@ -6,12 +6,16 @@ production, a recorder in tests), so the whole life cycle runs against real
 runtimes without a server.
 
 Sequence: create the pod's network namespace (unless hostNetwork) and record its
-path in the pod annotation `devcluster.seccomp-recorder.io/netns`; run the init
+path in the pod annotation `devcluster.seccomp-recorder.io/netns`; open the API
+relay's listener in it (`relay.py`); set up the pod's volumes (`volumes.py`),
+retrying while a ConfigMap or Secret is missing; run the init
 containers one by one to completion; start the app containers, each in its own
 thread that restarts it as `restartPolicy` requires with a doubling back-off; on a stop
 request send SIGTERM, wait up to the grace period, send SIGKILL; write the final
-status; remove the network namespace and the pod's cgroup; and, when the pod was
-deleted, remove the pod object with a delete of gracePeriodSeconds=0.
+status; close the relay's listener; remove the network namespace and the pod's
+cgroup; and, when the pod was deleted, remove the pod object with a delete of
+gracePeriodSeconds=0. While a container runs, its probes run in their own threads
+(`probes.py`).
 """
 
 from __future__ import annotations
@@ -26,12 +30,19 @@ from typing import Any, BinaryIO, Protocol
 from seccomp_devcluster import oci
 from seccomp_devcluster.cgroups import remove_cgroup
 from seccomp_devcluster.node import netns
+from seccomp_devcluster.node.environment import (
+    CreateContainerConfigError,
+    ObjectLookup,
+    PodRuntimeInfo,
+)
 from seccomp_devcluster.node.podspec import (
     NETNS_ANNOTATION,
     ImagePullError,
     NodeContext,
     container_spec_for,
 )
+from seccomp_devcluster.node.probes import ProbeLoop, ProbeTarget
+from seccomp_devcluster.node.relay import ApiRelay
 from seccomp_devcluster.node.seccomp import CreateContainerError
 from seccomp_devcluster.node.settings import NodeSettings, PodAddresses
 from seccomp_devcluster.node.status import (
@@ -43,11 +54,26 @@ from seccomp_devcluster.node.status import (
     pod_status,
     waiting,
 )
+from seccomp_devcluster.node.volumes import (
+    HostPaths,
+    ServiceAccountFiles,
+    Volume,
+    VolumeSetupError,
+    container_mounts,
+    prepare_volumes,
+)
 
 logger = logging.getLogger(__name__)
 
 # containerd's exit code for a container whose process could not be started.
 START_ERROR_EXIT_CODE = 128
+# Seconds between attempts to set up a pod's volumes, doubled up to the maximum.
+VOLUME_RETRY_DELAY = 0.5
+MAX_VOLUME_RETRY_DELAY = 8.0
+
+
+def _no_lookup(_kind: str, _namespace: str, _name: str) -> dict[str, Any] | None:
+    return None
 
 
 class PodReporter(Protocol):
@@ -64,7 +90,15 @@ class PodWorker:
     """Runs one pod's containers and reports its status; see the module docstring."""
 
     def __init__(self, pod: dict[str, Any], settings: NodeSettings, reporter: PodReporter,
-                 addresses: PodAddresses) -> None:
+                 addresses: PodAddresses, *, lookup: ObjectLookup = _no_lookup,
+                 relay: ApiRelay | None = None,
+                 service_account: ServiceAccountFiles | None = None) -> None:
+        """Prepare the worker; `start` runs it.
+
+        `lookup` reads ConfigMaps, Secrets and ServiceAccounts. With `relay`, the
+        pod's containers reach the API server through it; with `service_account`
+        (the cluster CA), they get the service account files.
+        """
         self.pod = pod
         self.settings = settings
         self.reporter = reporter
@@ -88,8 +122,19 @@ class PodWorker:
         self.netns_path = settings.state_dir / "netns" / self.uid
         self.log_dir = settings.log_root / f"{self.namespace}_{self.name}_{self.uid}"
         self.cgroup_parent = f"{settings.cgroup_parent}/pod{self.uid}"
-        self.context = NodeContext(settings.kubelet_root, settings.seccomp_default)
+        self.context = NodeContext(settings.kubelet_root, settings.seccomp_default,
+                                   settings.host_images, settings.host_image_path)
         self.pod_ip = settings.node_ip if self.host_network else addresses.assign(self.uid)
+        self.lookup = lookup
+        self.relay = relay
+        self.service_account = service_account
+        self.info = PodRuntimeInfo(
+            pod_ip=self.pod_ip, host_ip=settings.node_ip,
+            allocatable_cpu=settings.allocatable_cpu,
+            allocatable_memory=settings.allocatable_memory,
+            service_host=relay.host if relay is not None else None,
+            service_port=relay.port if relay is not None else None)
+        self.volumes: dict[str, Volume] = {}
         self.start_time = now()
 
         self._lock = threading.RLock()
@@ -157,7 +202,7 @@ class PodWorker:
     def _run(self) -> None:
         try:
             self._prepare_sandbox()
-            if self._run_init_containers():
+            if self._prepare_volumes() and self._run_init_containers():
                 self._run_app_containers()
             self.publish()
             self._stop.wait()
@@ -177,11 +222,29 @@ class PodWorker:
             except Exception as error:  # noqa: BLE001 - the pod runs without the annotation
                 logger.warning("[%s] Annotating the network namespace failed: %s",
                                self.key, error)
+            if self.relay is not None:
+                self.relay.open_for(self.key, self.netns_path)
         with self._lock:
             self._sandbox_ready = True
         logger.info("[%s] Sandbox ready (netns %s)", self.key,
                     "host" if self.host_network else self.netns_path)
         self.publish()
+
+    def _prepare_volumes(self) -> bool:
+        """Set up the pod's volumes, retrying until they are ready; False when the pod stops."""
+        delay = VOLUME_RETRY_DELAY
+        while not self._stop.is_set():
+            try:
+                self.volumes = prepare_volumes(
+                    self.pod, self.workdir / "volumes", self.lookup, self.info,
+                    HostPaths(self.settings.kubelet_root, self.settings.host_path_root),
+                    self.service_account)
+                return True
+            except (VolumeSetupError, OSError) as error:
+                logger.warning("[%s] %s; retrying in %g s", self.key, error, delay)
+            self._stop.wait(delay)
+            delay = min(delay * 2, MAX_VOLUME_RETRY_DELAY)
+        return False
 
     def _finish(self) -> None:
         with self._lock:
@@ -189,6 +252,11 @@ class PodWorker:
                 record.finished = True
             self._sandbox_ready = False
         self.publish()
+        if self.relay is not None and not self.host_network:
+            try:
+                self.relay.close_for(self.key)
+            except Exception as error:  # noqa: BLE001 - the namespace is removed anyway
+                logger.error("[%s] Closing the API relay listener failed: %s", self.key, error)
         if not self.host_network:
             try:
                 netns.delete_network_namespace(self.netns_path)
@@ -220,12 +288,19 @@ class PodWorker:
                container: dict[str, Any]) -> oci.RunningContainer | None:
         """Create and start one container; on failure set its waiting or terminated state."""
         try:
+            privileged = bool((container.get("securityContext") or {}).get("privileged"))
             spec = container_spec_for(
                 self.pod, container, self.context,
                 network_namespace=None if self.host_network else str(self.netns_path),
-                cgroup_parent=self.cgroup_parent)
+                cgroup_parent=self.cgroup_parent,
+                mounts=container_mounts(container, self.volumes, privileged),
+                info=self.info, lookup=self.lookup)
         except ImagePullError as error:
             self._set_state(record, waiting("ErrImagePull", str(error)))
+            return None
+        except CreateContainerConfigError as error:
+            logger.warning("[%s] Container %s: %s", self.key, record.name, error)
+            self._set_state(record, waiting("CreateContainerConfigError", str(error)))
             return None
         except CreateContainerError as error:
             logger.warning("[%s] Container %s: %s", self.key, record.name, error)
@@ -258,19 +333,28 @@ class PodWorker:
         log.close()  # The shim has its own copy of the descriptor.
         logger.info("[%s] Container %s started (%s, pid %s)", self.key, record.name,
                     record.container_id, running.pid)
+        with self._lock:
+            # Not ready, and not started, until the container's probes succeed.
+            record.probe_ready = "readinessProbe" not in container
+            record.probe_started = "startupProbe" not in container
         self._set_state(record, ContainerState("running", started_at=started_at))
         return running
 
     def _wait(self, record: ContainerRecord, running: oci.RunningContainer) -> int:
         """Wait for the container to exit, stopping it when the pod stops; return the code."""
         started_at = self._current_started_at(record)
-        while True:
-            code = running.wait(0.2)
-            if code is not None:
-                break
-            if self._stop.is_set():
-                code = self._terminate(record, running)
-                break
+        probes = self._start_probes(record, running)
+        try:
+            while True:
+                code = running.wait(0.2)
+                if code is not None:
+                    break
+                if self._stop.is_set():
+                    code = self._terminate(record, running)
+                    break
+        finally:
+            for probe in probes:
+                probe.stop()
         finished_at = now()
         running.delete()
         reason = "Completed" if code == 0 else "Error"
@@ -279,6 +363,59 @@ class PodWorker:
             "terminated", reason=reason, exit_code=code, started_at=started_at,
             finished_at=finished_at, container_id=record.container_id))
         return code
+
+    def _start_probes(self, record: ContainerRecord,
+                      running: oci.RunningContainer) -> list[ProbeLoop]:
+        """Start the startup, readiness and liveness probes of an app container."""
+        container = next((c for c in self.pod["spec"].get("containers") or []
+                          if c["name"] == record.name), None)
+        if container is None or record not in self.app_records:
+            return []
+        target = ProbeTarget(self.pod_ip, None if self.host_network else self.netns_path,
+                             container, running.exec)
+        started = threading.Event()
+        name = f"{self.key}/{record.name}"
+
+        def on_startup(success: bool, message: str) -> None:
+            if success:
+                with self._lock:
+                    record.probe_started = True
+                started.set()
+                self.publish()
+            else:
+                logger.info("[%s] Container %s failed its startup probe (%s); killing it",
+                            self.key, record.name, message)
+                running.kill(signal.SIGKILL)
+
+        def on_readiness(success: bool, message: str) -> None:
+            logger.info("[%s] Container %s is %s%s", self.key, record.name,
+                        "ready" if success else "not ready",
+                        "" if success else f": {message}")
+            with self._lock:
+                record.probe_ready = success
+            self.publish()
+
+        def on_liveness(success: bool, message: str) -> None:
+            if not success:
+                logger.info("[%s] Container %s failed its liveness probe (%s); killing it",
+                            self.key, record.name, message)
+                running.kill(signal.SIGKILL)
+
+        probes = []
+        if "startupProbe" in container:
+            probes.append(ProbeLoop("startup", container["startupProbe"], target, on_startup,
+                                    name))
+        else:
+            started.set()
+        if "readinessProbe" in container:
+            probes.append(ProbeLoop("readiness", container["readinessProbe"], target,
+                                    on_readiness, name, wait_for=started))
+        if "livenessProbe" in container:
+            probes.append(ProbeLoop("liveness", container["livenessProbe"], target,
+                                    on_liveness, name, wait_for=started))
+        for probe in probes:
+            probe.start()
+        return probes
 
     def _terminate(self, record: ContainerRecord, running: oci.RunningContainer) -> int:
         """Send SIGTERM, wait until the pod's stop deadline, then send SIGKILL."""
