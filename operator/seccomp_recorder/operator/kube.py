@@ -1,8 +1,9 @@
 """The operator's own requests to the API server, beside kopf's watches and patches.
 
-kopf watches the resources and patches the object a handler runs for; everything else
-(the DaemonSet, the profiles written from recordings, results, status writes with
-resourceVersion preconditions) goes through the official `kubernetes` client here.
+kopf watches the resources and patches the object a handler runs for. Every other
+request goes through the official `kubernetes` client here: the DaemonSet, the profiles
+written from recordings, the results, and status writes with resourceVersion
+preconditions.
 Objects travel as the API's JSON (`dict`, read with `_preload_content=False`), so no field
 is lost to the client's generated models and custom resources look like built-in ones.
 The client is synchronous; kopf runs sync handlers in threads, and async code calls
@@ -90,6 +91,20 @@ def read_json(response: Any) -> KubeObject:
 def is_status(error: ApiException, status: int) -> bool:
     """Return whether `error` is an API error with HTTP `status`."""
     return isinstance(error, ApiException) and bool(error.status == status)
+
+
+def describe_error(error: Exception) -> str:
+    """Describe an API error in one line: the HTTP status and the API server's message."""
+    if not isinstance(error, ApiException):
+        return str(error)
+    message = error.reason or ""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    if isinstance(body, dict) and body.get("message"):
+        message = str(body["message"])
+    return f"{error.status} {message}".strip()
 
 
 def get_custom(api: ApiClients, namespace: str, plural: str, name: str) -> KubeObject | None:

@@ -1,0 +1,118 @@
+"""The operator's entry point: `seccomp-recorder-operator` and `python -m seccomp_recorder.operator`.
+
+`main` loads the settings once, sets up logging, connects the API client, starts the
+metrics server when a port is set, and runs kopf with the handlers of `handlers`. kopf
+runs in standalone mode, without peering, so only one operator replica may run.
+TODO: peering for more replicas (high availability) is not built yet.
+The operator watches its resources in every namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+import kopf
+from kubernetes.config import ConfigException
+
+from seccomp_recorder.operator import handlers, metrics
+from seccomp_recorder.operator.kube import GROUP, connect
+from seccomp_recorder.operator.settings import (
+    ENV_PREFIX,
+    LogFormat,
+    OperatorSettings,
+    SettingsError,
+    load_settings,
+)
+
+FINALIZER: Final = f"{GROUP}/finalizer"
+# Seconds a watch request lets the API server keep the stream open, and the client's
+# own limit a little above it. Both bound how long a stream that went quiet without an
+# error (a restarted API server, a dropped connection) stays unnoticed.
+WATCH_SERVER_TIMEOUT: Final = 60
+WATCH_CLIENT_TIMEOUT: Final = 90
+# Seconds to wait for a TCP connection to the API server.
+CONNECT_TIMEOUT: Final = 10
+
+EXIT_SETTINGS: Final = 2
+EXIT_CONNECTION: Final = 1
+
+
+def build_kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    """Build kopf's settings: our finalizer, storage under our prefix, timeouts, Events."""
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.persistence.finalizer = FINALIZER
+    # Handler progress and the last handled spec go into annotations under our prefix,
+    # not into the status, whose schema has no room for them.
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    kopf_settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    kopf_settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
+    kopf_settings.watching.connect_timeout = CONNECT_TIMEOUT
+    kopf_settings.networking.connect_timeout = CONNECT_TIMEOUT
+    # Only the Events the handlers post explicitly, with their stable reasons; log lines
+    # stay in the log.
+    kopf_settings.posting.loggers = False
+    kopf_settings.posting.reporting_component = "seccomp-recorder-operator"
+    kopf_settings.posting.reporting_instance = socket.gethostname()
+    return kopf_settings
+
+
+def configure_logging(settings: OperatorSettings) -> None:
+    """Log to stderr at the set level, as text with a [namespace/name] prefix, or as JSON.
+
+    JSON lines carry the object's reference under the key `object`.
+    """
+    if settings.log_format is LogFormat.JSON:
+        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
+    else:
+        kopf.configure(log_format=kopf.LogFormat.FULL, log_prefix=True)
+    logging.getLogger().setLevel(settings.log_level)
+    # One debug line per HTTP request would drown the operator's own debug lines.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line parser; all settings come from environment variables."""
+    return argparse.ArgumentParser(
+        prog="seccomp-recorder-operator",
+        description="The seccomp-recorder operator: deploys the node agent, turns"
+        " SeccompRecordings into SeccompProfiles and keeps their statuses true.",
+        epilog=f"Settings come from environment variables named {ENV_PREFIX}*, such as"
+        f" {ENV_PREFIX}AGENT_IMAGE (required) and {ENV_PREFIX}LOG_LEVEL; see the"
+        " operator's settings reference. The API server is found as kubectl finds it:"
+        " in-cluster in a pod, else through KUBECONFIG or ~/.kube/config.",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the operator until SIGTERM or SIGINT; return the exit status."""
+    build_parser().parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as error:
+        print(f"seccomp-recorder-operator: invalid settings: {error}", file=sys.stderr)
+        return EXIT_SETTINGS
+    configure_logging(settings)
+    logger = logging.getLogger("seccomp_recorder.operator")
+    try:
+        api = connect()
+    except ConfigException as error:
+        logger.error("No API server to connect to: %s. Run the operator in a pod, or set"
+                     " KUBECONFIG.", error)
+        return EXIT_CONNECTION
+    metrics.serve(settings)
+    memo = handlers.Runtime(settings=settings, api=api)
+    logger.info("Starting the operator; the agent image is %s.", settings.agent_image)
+    kopf.run(
+        settings=build_kopf_settings(settings),
+        standalone=True,
+        clusterwide=True,
+        memo=memo,
+    )
+    return 0

@@ -1,0 +1,57 @@
+"""Waking a recording's profile sync loop when one of its results changes.
+
+kopf runs one daemon per SeccompRecording and one event handler per result. Nothing in
+kopf lets a handler of one resource wake the daemon of another. So the result handler
+sets an asyncio.Event here, keyed by the recording's namespace and name, and the daemon
+waits on it with a timeout. Handlers in threads wake it through the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+
+
+class Wakeups:
+    """One asyncio.Event per recording, set to wake that recording's sync loop."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _event(self, namespace: str, name: str) -> asyncio.Event:
+        return self._events.setdefault((namespace, name), asyncio.Event())
+
+    def wake(self, namespace: str, name: str) -> None:
+        """Wake the sync loop of a recording; safe to call from any thread."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            self._event(namespace, name).set()
+        else:
+            loop.call_soon_threadsafe(self._event(namespace, name).set)
+
+    async def wait(
+        self, namespace: str, name: str, timeout: float, stopped: Awaitable[object]
+    ) -> None:
+        """Wait until the recording is woken, `stopped` completes, or `timeout` seconds pass."""
+        self._loop = asyncio.get_running_loop()
+        event = self._event(namespace, name)
+        woken = asyncio.ensure_future(event.wait())
+        halted = asyncio.ensure_future(stopped)
+        try:
+            await asyncio.wait({woken, halted}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (woken, halted):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        event.clear()
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop the Event of a recording whose sync loop ended."""
+        self._events.pop((namespace, name), None)

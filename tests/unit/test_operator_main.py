@@ -1,0 +1,79 @@
+"""The operator's entry point: failing fast on settings, kopf's settings, log format."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import kopf
+import pytest
+
+from seccomp_recorder.operator.main import build_kopf_settings, configure_logging, main
+from seccomp_recorder.operator.settings import load_settings
+
+IMAGE = "registry.example.com/seccomp-recorder:0.1.0"
+
+
+def test_invalid_setting_exits_with_status_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SECCOMP_RECORDER_AGENT_IMAGE", IMAGE)
+    monkeypatch.setenv("SECCOMP_RECORDER_LOG_LEVEL", "LOUD")
+    assert main([]) == 2
+    error = capsys.readouterr().err
+    assert "SECCOMP_RECORDER_LOG_LEVEL" in error
+    assert "DEBUG, INFO, WARNING, ERROR" in error
+
+
+def test_missing_image_exits_from_module() -> None:
+    environment = {"PATH": "/usr/bin:/bin"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "seccomp_recorder.operator"],
+        env=environment, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert finished.returncode == 2
+    assert "SECCOMP_RECORDER_AGENT_IMAGE" in finished.stderr
+
+
+def test_help_names_the_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    assert "SECCOMP_RECORDER_AGENT_IMAGE" in capsys.readouterr().out
+
+
+def test_kopf_settings_use_project_names() -> None:
+    settings = build_kopf_settings(load_settings({"SECCOMP_RECORDER_AGENT_IMAGE": IMAGE}))
+    assert settings.persistence.finalizer == "seccomp-recorder.io/finalizer"
+    progress = settings.persistence.progress_storage
+    assert isinstance(progress, kopf.AnnotationsProgressStorage)
+    assert progress.prefix == "seccomp-recorder.io"
+    diffbase = settings.persistence.diffbase_storage
+    assert isinstance(diffbase, kopf.AnnotationsDiffBaseStorage)
+    assert diffbase.prefix == "seccomp-recorder.io"
+    assert settings.watching.server_timeout is not None
+    assert settings.watching.client_timeout is not None
+    assert settings.watching.client_timeout > settings.watching.server_timeout
+    assert settings.posting.loggers is False
+
+
+def test_json_log_format_writes_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        configure_logging(load_settings({
+            "SECCOMP_RECORDER_AGENT_IMAGE": IMAGE,
+            "SECCOMP_RECORDER_LOG_FORMAT": "json",
+            "SECCOMP_RECORDER_LOG_LEVEL": "WARNING",
+        }))
+        assert root.level == logging.WARNING
+        logging.getLogger("seccomp_recorder.test").warning("a warning")
+        logging.getLogger("seccomp_recorder.test").info("an info line")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["message"] for line in lines] == ["a warning"]
+    assert lines[0]["severity"] == "warn"
