@@ -8,7 +8,7 @@ BPF_ARCH := $(subst aarch64,arm64,$(subst x86_64,x86,$(MACHINE)))
 BPF_DIR := operator/seccomp_recorder/recorder/bpf
 BPF_OBJ := $(BPF_DIR)/recorder.bpf.o
 
-.PHONY: all venv bpf crds lint typecheck test test-unit demo devcluster clean
+.PHONY: all venv bpf crds lint typecheck test test-unit demo devcluster bench bench-quick clean
 
 all: venv bpf
 
@@ -17,7 +17,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 # The BPF object is compiled from source with clang against the kernel's BTF
@@ -34,7 +34,7 @@ crds: venv
 	$(PY) -m seccomp_recorder.models.crds --write crds/
 
 lint: venv
-	$(PY) -m ruff check operator devcluster tests
+	$(PY) -m ruff check operator devcluster bench tests
 	$(VENV)/bin/lint-imports
 
 typecheck: venv
@@ -55,6 +55,17 @@ demo: venv bpf
 NODES ?= 1
 devcluster: venv
 	PYTHONPATH=devcluster $(PY) -m seccomp_devcluster --nodes $(NODES)
+
+# The benchmark suite (bench/, see docs/benchmarks.md): measures recorder overhead, server
+# throughput and profile fidelity, then writes docs/benchmarks.md with
+# its results JSON and plots. Needs root and scripts/install-deps; under 30 minutes.
+BENCH := PYTHONPATH=bench:devcluster $(PY) -m seccomp_bench run
+bench: venv bpf
+	$(BENCH) --config full --output docs --command "make bench"
+
+# The same code on a tiny configuration, written to build/bench-quick/ (CI runs it).
+bench-quick: venv bpf
+	$(BENCH) --config quick --output build/bench-quick --command "make bench-quick"
 
 clean:
 	rm -f $(BPF_OBJ)
