@@ -87,15 +87,15 @@ def test_status_counts_installed_nodes(
     kube.patch_status(PROFILES, namespace, "web", {"nodeStatuses": {node_b: installed(1)}})
     done = wait_for_phase(kube, namespace, "web", "Installed", "2/2", operator)
     assert condition(done, "Installed")["status"] == "True"
-    wait_for("a ProfileInstalled event",
-             lambda: "ProfileInstalled" in kube.reasons(namespace, "SeccompProfile", "web"))
+    wait_for("a ProfileReady event",
+             lambda: "ProfileReady" in kube.reasons(namespace, "SeccompProfile", "web"))
 
     failure = {"state": "Error", "observedGeneration": 1, "message": "disk full"}
     kube.patch_status(PROFILES, namespace, "web", {"nodeStatuses": {node_b: failure}})
     failed = wait_for_phase(kube, namespace, "web", "Error", "1/2", operator)
     assert "disk full" in condition(failed, "Installed")["message"]
-    wait_for("a ProfileInstallFailed event",
-             lambda: "ProfileInstallFailed" in kube.reasons(namespace, "SeccompProfile", "web"))
+    wait_for("a ProfileNodeError event",
+             lambda: "ProfileNodeError" in kube.reasons(namespace, "SeccompProfile", "web"))
 
 
 def test_new_spec_needs_new_installation(
@@ -175,6 +175,8 @@ def test_deletion_waits_for_existing_nodes(
     fake_nodes.remove(node_b)
     wait_for("the profile to be gone", lambda: kube.get(PROFILES, namespace, "web") is None,
              operator=operator)
+    wait_for("a ProfileReleased event",
+             lambda: "ProfileReleased" in kube.reasons(namespace, "SeccompProfile", "web"))
 
 
 def test_deletion_without_entries_is_immediate(

@@ -232,11 +232,11 @@ def test_installation_and_failure_are_announced() -> None:
     installed = compute(profile_body(node_statuses={"a": entry("Installed")}), {"a"})
     failed = compute(profile_body(node_statuses={"a": entry("Error", message="disk full")}), {"a"})
     assert [event.reason for event in status_events(pending, installed, generation=2)] == [
-        Reason.PROFILE_INSTALLED
+        Reason.PROFILE_READY
     ]
     assert status_events(installed, installed, generation=2) == []
     assert [event.reason for event in status_events(pending, failed, generation=2)] == [
-        Reason.PROFILE_INSTALL_FAILED
+        Reason.PROFILE_NODE_ERROR
     ]
 
 

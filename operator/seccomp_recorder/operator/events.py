@@ -48,12 +48,14 @@ class Reason(StrEnum):
     PROFILE_FINAL = "ProfileFinal"
     PROFILE_NAME_CONFLICT = "ProfileNameConflict"
 
-    # SeccompProfiles and their installation on nodes.
+    # SeccompProfiles and their installation on nodes, summed up over the nodes. The node
+    # agents post their own Events per node (ProfileInstalled, ProfileInstallFailed,
+    # ProfileRemoved...), so these reasons differ wherever the scope differs.
     PROFILE_INVALID = "ProfileInvalid"
-    PROFILE_INSTALLED = "ProfileInstalled"
-    PROFILE_INSTALL_FAILED = "ProfileInstallFailed"
+    PROFILE_READY = "ProfileReady"
+    PROFILE_NODE_ERROR = "ProfileNodeError"
     PROFILE_REMOVAL_PENDING = "ProfileRemovalPending"
-    PROFILE_REMOVED = "ProfileRemoved"
+    PROFILE_RELEASED = "ProfileReleased"
 
 
 def _as_body(body: Mapping[str, Any]) -> kopf.Body:

@@ -325,4 +325,4 @@ def release_profile(
             events.post_normal(body, Reason.PROFILE_REMOVAL_PENDING, message)
         raise kopf.TemporaryError(message, delay=PROFILE_REMOVAL_RETRY_DELAY)
     logger.info("Every node that still exists removed the profile's file.")
-    events.post_normal(body, Reason.PROFILE_REMOVED, "removed from every node")
+    events.post_normal(body, Reason.PROFILE_RELEASED, "removed from every node that still exists")

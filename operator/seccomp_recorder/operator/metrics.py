@@ -8,6 +8,7 @@ port cost nothing but the counters.
 from __future__ import annotations
 
 from typing import Final
+from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
 
@@ -29,8 +30,14 @@ SYNC_FAILURES: Final = prometheus_client.Counter(
 )
 
 
-def serve(settings: OperatorSettings) -> None:
-    """Start the metrics HTTP server on the set address and port; nothing for port 0."""
+def serve(settings: OperatorSettings) -> WSGIServer | None:
+    """Start the metrics HTTP server on the set address and port; return it (None for port 0).
+
+    The server runs in a daemon thread until the process exits or `shutdown()` is called.
+    """
     if settings.metrics_port == 0:
-        return
-    prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_address)
+        return None
+    server, _ = prometheus_client.start_http_server(
+        settings.metrics_port, addr=settings.metrics_address
+    )
+    return server

@@ -285,8 +285,8 @@ def status_events(
 ) -> list[EventToPost]:
     """Return the Events that announce the change from `old` to `new`.
 
-    ProfileInvalid when the spec turns invalid or its errors change, ProfileInstallFailed
-    when the set of failing nodes changes, ProfileInstalled when every node has it.
+    ProfileInvalid when the spec turns invalid or its errors change, ProfileNodeError when
+    the failing nodes or their messages change, ProfileReady when every node has it.
     """
     events = []
     old_valid = find_condition(old.conditions, ProfileConditionType.VALID)
@@ -313,14 +313,14 @@ def status_events(
         old_installed is None or old_installed.message != new_installed.message
     ):
         events.append(
-            EventToPost(Reason.PROFILE_INSTALL_FAILED, new_installed.message, warning=True)
+            EventToPost(Reason.PROFILE_NODE_ERROR, new_installed.message, warning=True)
         )
     if new.phase is ProfilePhase.INSTALLED and (
         old.phase is not ProfilePhase.INSTALLED or old.observed_generation != generation
     ):
         events.append(
             EventToPost(
-                Reason.PROFILE_INSTALLED,
+                Reason.PROFILE_READY,
                 f"installed on {new.nodes_installed} nodes as {new.localhost_profile}",
             )
         )
