@@ -1,4 +1,4 @@
-"""Start and stop a whole dev cluster: the API server, N node processes and the scheduler.
+"""Start and stop a whole dev cluster: API server, N node processes, scheduler, controllers.
 
 Used by `python -m seccomp_devcluster` (`make devcluster`) and by the `devcluster`
 pytest fixture. Everything lives in one folder:
@@ -14,8 +14,8 @@ pytest fixture. Everything lives in one folder:
 
 `stop` ends the node processes with SIGTERM (each stops its containers and cleans
 up), then sweeps every node's state again in case a node crashed, unmounts anything
-still mounted in the folder, and stops the API server. The scheduler runs in the
-launcher's process.
+still mounted in the folder, and stops the API server. The scheduler and the
+workload controllers (`seccomp_devcluster.controllers`) run in the launcher's process.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import IO, Any, Self
 
 import kubernetes
 
+from seccomp_devcluster.controllers.manager import ControllerManager
 from seccomp_devcluster.node.cleanup import mounts_under, sweep_node_state
 from seccomp_devcluster.node.podspec import DEFAULT_HOST_IMAGES
 from seccomp_devcluster.node.settings import NodeSettings
@@ -95,6 +96,7 @@ class DevCluster:
         ]
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._scheduler: RoundRobinScheduler | None = None
+        self._controllers: ControllerManager | None = None
         self._api_client: kubernetes.client.ApiClient | None = None
         self._logs: list[IO[bytes]] = []
 
@@ -132,12 +134,14 @@ class DevCluster:
                                 start_new_session=True)
 
     def start(self) -> None:
-        """Start the API server, the nodes and the scheduler; stop everything on failure."""
+        """Start the API server, controllers, nodes and scheduler; stop everything on failure."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.log_root.mkdir(parents=True, exist_ok=True)
         try:
             create_cluster_pki(self.pki.ca_cert.parent)
             self._start_apiserver()
+            self._controllers = ControllerManager(self.api_client())
+            self._controllers.start()
             for index, node in enumerate(self.nodes):
                 self._start_node(node, index)
             self._wait_for_nodes()
@@ -212,6 +216,9 @@ class DevCluster:
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        if self._controllers is not None:
+            self._controllers.stop()
+            self._controllers = None
         for node in self.nodes:
             if node.process is not None and node.process.poll() is None:
                 node.process.send_signal(signal.SIGTERM)

@@ -29,12 +29,14 @@ EventHandler = Callable[[str, dict[str, Any]], None]
 
 
 def list_and_watch(list_function: Callable[..., Any], handle: EventHandler,
-                   stopping: threading.Event, **selectors: str) -> None:
+                   stopping: threading.Event, *, synced: threading.Event | None = None,
+                   **selectors: str) -> None:
     """Call `handle(event_type, object)` for every object and change until `stopping` is set.
 
     `list_function` is a client list method such as `CoreV1Api.list_pod_for_all_namespaces`;
     `selectors` go to it unchanged (`field_selector=...`, `label_selector=...`). Listed
     objects arrive as "ADDED"; BOOKMARK events only move the resourceVersion on.
+    `synced` is set once the objects of the first list have been handled.
     """
     resource_version: str | None = None
     while not stopping.is_set():
@@ -44,6 +46,8 @@ def list_and_watch(list_function: Callable[..., Any], handle: EventHandler,
                 for item in listing.get("items", []):
                     handle("ADDED", item)
                 resource_version = listing["metadata"].get("resourceVersion")
+                if synced is not None:
+                    synced.set()
             response: Any = list_function(
                 watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
                 timeout_seconds=WATCH_TIMEOUT, _preload_content=False,

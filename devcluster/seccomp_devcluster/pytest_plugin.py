@@ -9,7 +9,8 @@ Registered in tests/conftest.py with `pytest_plugins`. A test requests it by nam
 
 Clusters are session-scoped, one per node count, and started on first use. Between
 tests the fixture force-deletes every pod the test left (the nodes kill their
-containers), so tests share a cluster without seeing each other's pods. When the
+containers), so tests share a cluster without seeing each other's pods. Deployments
+and DaemonSets go first, so that no controller creates pods again. When the
 session ends every cluster is stopped and checked: a container, mount, cgroup or
 process that survived the stop fails the session with an error.
 
@@ -85,8 +86,22 @@ def _pods(core: kubernetes.client.CoreV1Api) -> list[dict[str, Any]]:
     return items
 
 
+def delete_all_workloads(cluster: DevCluster) -> None:
+    """Delete every Deployment and DaemonSet, orphaning their pods for `delete_all_pods`."""
+    apps = kubernetes.client.AppsV1Api(cluster.api_client())
+    for list_function, delete_function in (
+            (apps.list_deployment_for_all_namespaces, apps.delete_namespaced_deployment),
+            (apps.list_daemon_set_for_all_namespaces, apps.delete_namespaced_daemon_set)):
+        response: Any = list_function(_preload_content=False)
+        for item in json.loads(response.data).get("items", []):
+            metadata = item["metadata"]
+            delete_function(metadata["name"], metadata["namespace"],
+                            propagation_policy="Orphan", _preload_content=False)
+
+
 def delete_all_pods(cluster: DevCluster) -> None:
     """Force-delete every pod, and wait until the API server has none left."""
+    delete_all_workloads(cluster)
     core = kubernetes.client.CoreV1Api(cluster.api_client())
     namespaces = {pod["metadata"]["namespace"] for pod in _pods(core)}
     for namespace in sorted(namespaces):
