@@ -219,6 +219,7 @@ async def sync_profiles(
     """Turn the recording's results into profiles whenever they change or a delay is due."""
     namespace = _in_namespace(namespace)
     memory = recording_sync.SyncMemory()
+    memo.wakeups.register(namespace, name)
     try:
         while not stopped:
             try:

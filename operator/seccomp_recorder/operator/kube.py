@@ -38,6 +38,7 @@ CONFLICT_ATTEMPTS: Final = 5
 
 HTTP_NOT_FOUND: Final = 404
 HTTP_CONFLICT: Final = 409
+HTTP_INVALID: Final = 422
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from pydantic import ValidationError
 from seccomp_recorder.models.errors import ProfileError, describe_validation_error
 from seccomp_recorder.models.formats import kubernetes_document
 from seccomp_recorder.models.names import RECORDING_LABEL, label_value
-from seccomp_recorder.models.profile import ObjectMeta, SeccompProfile
+from seccomp_recorder.models.profile import ObjectMeta, SeccompProfile, SeccompProfileSpec
 from seccomp_recorder.models.recording import (
+    ProfileTemplate,
     RecordingPhase,
     SeccompRecordingSpec,
     SeccompRecordingStatus,
@@ -39,6 +40,7 @@ from seccomp_recorder.operator.kube import (
     API_VERSION,
     CONFLICT_ATTEMPTS,
     HTTP_CONFLICT,
+    HTTP_INVALID,
     PROFILES,
     RECORDING_RESULTS,
     RECORDINGS,
@@ -46,6 +48,7 @@ from seccomp_recorder.operator.kube import (
     ConflictError,
     KubeObject,
     create_custom,
+    describe_error,
     get_custom,
     is_status,
     list_custom,
@@ -284,8 +287,10 @@ def sync_recording(
             all_final = all_final and final
             continue
         try:
-            decision = write_profile(api, view, profile, final=final, now=now,
-                                     min_interval=settings.profile_update_interval)
+            decision = write_profile(
+                api, view, profile, spec.profile_template, final=final, now=now,
+                min_interval=settings.profile_update_interval,
+            )
         except ProfileError as error:
             problems.append(f"profile {profile.name!r}: {error}")
             continue
@@ -322,6 +327,7 @@ def write_profile(
     api: ApiClients,
     view: RecordingView,
     plan: ProfilePlan,
+    template: ProfileTemplate,
     *,
     final: bool,
     now: datetime,
@@ -331,10 +337,9 @@ def write_profile(
 
     Reads the stored profile before each decision and writes with its resourceVersion,
     so an update computed from a stale read fails with 409 and is decided again.
-    Raises ProfileError when the template and the names make no valid profile.
+    Raises ProfileError when the template and the names make no valid profile, or when
+    the API server rejects the profile as invalid (422).
     """
-    assert view.spec is not None
-    template = view.spec.profile_template
     for _ in range(CONFLICT_ATTEMPTS):
         stored = get_custom(api, view.namespace, PROFILES, plan.name)
         existing = ExistingProfile.from_body(stored) if stored is not None else None
@@ -343,13 +348,18 @@ def write_profile(
             min_interval=min_interval,
         )
         try:
-            if decision.kind is WriteKind.CREATE:
-                create_custom(api, view.namespace, PROFILES, _new_profile(view, plan, decision))
-            elif decision.kind is WriteKind.UPDATE and stored is not None:
-                replace_custom(api, view.namespace, PROFILES, _updated_profile(stored, plan, decision))
+            if decision.kind is WriteKind.CREATE and decision.spec is not None:
+                body = _new_profile(view, plan, decision.spec, decision.annotations)
+                create_custom(api, view.namespace, PROFILES, body)
+            elif decision.kind is WriteKind.UPDATE and decision.spec is not None and stored:
+                body = _updated_profile(stored, plan, decision.spec, decision.annotations)
+                replace_custom(api, view.namespace, PROFILES, body)
         except ApiException as error:
             if is_status(error, HTTP_CONFLICT):
                 continue  # Taken or changed since the read: read again and decide again.
+            if is_status(error, HTTP_INVALID):
+                # The API server's schema rejects the profile, and it would again.
+                raise ProfileError(f"the API server rejected it: {describe_error(error)}") from error
             raise
         if decision.kind in (WriteKind.CREATE, WriteKind.UPDATE):
             PROFILE_WRITES.labels(decision.kind.value).inc()
@@ -357,17 +367,19 @@ def write_profile(
     raise ConflictError(f"{PROFILES} {view.namespace}/{plan.name}")
 
 
-def _spec_document(plan: ProfilePlan, decision: WriteDecision, namespace: str) -> dict[str, Any]:
-    assert decision.spec is not None
-    profile = SeccompProfile(
-        metadata=ObjectMeta(name=plan.name, namespace=namespace), spec=decision.spec
-    )
-    spec: dict[str, Any] = kubernetes_document(profile)["spec"]
-    return spec
+def _spec_document(name: str, namespace: str, spec: SeccompProfileSpec) -> dict[str, Any]:
+    profile = SeccompProfile(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+    document: dict[str, Any] = kubernetes_document(profile)["spec"]
+    return document
 
 
-def _new_profile(view: RecordingView, plan: ProfilePlan, decision: WriteDecision) -> KubeObject:
-    annotations = {key: value for key, value in decision.annotations.items() if value is not None}
+def _new_profile(
+    view: RecordingView,
+    plan: ProfilePlan,
+    spec: SeccompProfileSpec,
+    annotation_changes: Mapping[str, str | None],
+) -> KubeObject:
+    annotations = {key: value for key, value in annotation_changes.items() if value is not None}
     return {
         "apiVersion": API_VERSION,
         "kind": "SeccompProfile",
@@ -377,14 +389,19 @@ def _new_profile(view: RecordingView, plan: ProfilePlan, decision: WriteDecision
             "labels": dict(plan.labels),
             "annotations": annotations,
         },
-        "spec": _spec_document(plan, decision, view.namespace),
+        "spec": _spec_document(plan.name, view.namespace, spec),
     }
 
 
-def _updated_profile(stored: KubeObject, plan: ProfilePlan, decision: WriteDecision) -> KubeObject:
+def _updated_profile(
+    stored: KubeObject,
+    plan: ProfilePlan,
+    spec: SeccompProfileSpec,
+    annotation_changes: Mapping[str, str | None],
+) -> KubeObject:
     metadata = dict(stored.get("metadata") or {})
     annotations = dict(metadata.get("annotations") or {})
-    for key, value in decision.annotations.items():
+    for key, value in annotation_changes.items():
         if value is None:
             annotations.pop(key, None)
         else:
@@ -395,7 +412,7 @@ def _updated_profile(stored: KubeObject, plan: ProfilePlan, decision: WriteDecis
         "apiVersion": stored.get("apiVersion"),
         "kind": stored.get("kind"),
         "metadata": metadata,
-        "spec": _spec_document(plan, decision, metadata.get("namespace", "")),
+        "spec": _spec_document(plan.name, metadata.get("namespace", ""), spec),
     }
 
 

@@ -14,33 +14,44 @@ from collections.abc import Awaitable
 
 
 class Wakeups:
-    """One asyncio.Event per recording, set to wake that recording's sync loop."""
+    """One asyncio.Event per running sync loop, set to wake that recording's loop."""
 
     def __init__(self) -> None:
         self._events: dict[tuple[str, str], asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _event(self, namespace: str, name: str) -> asyncio.Event:
-        return self._events.setdefault((namespace, name), asyncio.Event())
+    def register(self, namespace: str, name: str) -> None:
+        """Make a recording's sync loop wakeable; call it in the loop before its first pass.
+
+        A wake that arrives between this call and the loop's first wait is kept, and a
+        wake for a recording without a registered loop is dropped: the loop's first pass
+        reads every result anyway.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._events.setdefault((namespace, name), asyncio.Event())
 
     def wake(self, namespace: str, name: str) -> None:
-        """Wake the sync loop of a recording; safe to call from any thread."""
-        loop = self._loop
+        """Wake the sync loop of a recording, if it runs; safe to call from any thread."""
+        event = self._events.get((namespace, name))
+        if event is None or self._loop is None:
+            return
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if loop is None or running is loop:
-            self._event(namespace, name).set()
+        if running is self._loop:
+            event.set()
         else:
-            loop.call_soon_threadsafe(self._event(namespace, name).set)
+            self._loop.call_soon_threadsafe(event.set)
 
     async def wait(
         self, namespace: str, name: str, timeout: float, stopped: Awaitable[object]
     ) -> None:
-        """Wait until the recording is woken, `stopped` completes, or `timeout` seconds pass."""
-        self._loop = asyncio.get_running_loop()
-        event = self._event(namespace, name)
+        """Wait until the recording is woken, `stopped` completes, or `timeout` seconds pass.
+
+        The recording must be registered.
+        """
+        event = self._events[(namespace, name)]
         woken = asyncio.ensure_future(event.wait())
         halted = asyncio.ensure_future(stopped)
         try:
@@ -50,6 +61,7 @@ class Wakeups:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        # Cleared before the next pass, which reads every result, so no wake is lost.
         event.clear()
 
     def forget(self, namespace: str, name: str) -> None:
