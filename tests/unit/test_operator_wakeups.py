@@ -7,8 +7,8 @@ import threading
 
 from seccomp_recorder.operator.wakeups import Wakeups
 
-# Long enough that only a wake or a stop ends the wait; a lost wake fails the test at
-# the deadline instead of passing after the timeout.
+# Long enough that only a wake or a stop ends the wait. So a lost wake fails the test
+# at the deadline instead of passing after the timeout.
 NEVER = 3600.0
 DEADLINE = 30.0
 
