@@ -99,7 +99,7 @@ def _now() -> datetime:
 
 
 def _in_namespace(namespace: str | None) -> str:
-    # kopf types `namespace` for every resource; the ones here are all namespaced.
+    # kopf types `namespace` as optional for every resource, but these are all namespaced.
     if namespace is None:
         raise kopf.PermanentError("the object has no namespace, but its kind is namespaced")
     return namespace
@@ -147,7 +147,7 @@ def _post_at_startup(
     *, warning: bool = False,
 ) -> None:
     # An Event that cannot be posted (its namespace is missing, say) must not stop the
-    # operator; the log line carries the same message.
+    # operator, because the log line carries the same message.
     try:
         events.create_event(api, involved, reason, message, warning=warning)
     except ApiException as error:
