@@ -1,7 +1,7 @@
 """Run a dev cluster in the foreground: `python -m seccomp_devcluster [--nodes N]`.
 
 This is what `make devcluster` runs. It starts the API server emulator, N node
-stand-ins and the scheduler, prints how to use kubectl with the cluster, and on
+stand-ins, the scheduler and the Deployment and DaemonSet controllers, prints how to use kubectl with the cluster, and on
 Ctrl-C (SIGINT) or SIGTERM stops everything and removes every container, network
 namespace, mount and cgroup it made. Needs root, runc, crun and busybox-static.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from seccomp_devcluster.cluster import ClusterError, DevCluster
+from seccomp_devcluster.node.podspec import DEFAULT_HOST_IMAGES
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +33,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="run pods that set no seccomp profile with RuntimeDefault")
     parser.add_argument("--crash-loop-backoff", type=float, default=10.0,
                         help="seconds before the first restart of a crashed container")
+    parser.add_argument("--host-image", dest="host_images", action="append", default=None,
+                        metavar="PATTERN",
+                        help="image name pattern (fnmatch, without tag or digest) whose "
+                             "containers run on the host's read-only root with the venv "
+                             "first on PATH; repeat for more (default: "
+                             f"{' '.join(DEFAULT_HOST_IMAGES)})")
     parser.add_argument("--log-level", default="INFO", help="logging level of every process")
     return parser.parse_args(argv)
 
@@ -45,8 +52,12 @@ def usage_text(cluster: DevCluster) -> str:
         "  kubectl run demo --image=busybox --restart=Never -- echo hello",
         "  kubectl logs demo",
         "",
-        "Images: busybox (busybox-static root) or host (read-only host root); crun with",
-        "spec.runtimeClassName: crun. Localhost seccomp profiles go in each node's folder:",
+        "Images: busybox (busybox-static root); host and "
+        + ", ".join(cluster.host_images) + " (read-only",
+        "host root, venv first on PATH). Pods reach the API server through each node's",
+        f"relay; their ca.crt is {cluster.pki.ca_cert}.",
+        "crun with spec.runtimeClassName: crun. Localhost seccomp profiles go in each",
+        "node's folder:",
     ]
     lines += [f"  {node.name}: {node.seccomp_dir}" for node in cluster.nodes]
     lines += ["", f"Process logs: {cluster.directory}/*.log. Press Ctrl-C to stop."]
@@ -71,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         directory = arguments.dir or Path(temporary)
         cluster = DevCluster(directory, arguments.nodes, log_level=arguments.log_level,
                              seccomp_default=arguments.seccomp_default,
-                             crash_loop_backoff=arguments.crash_loop_backoff)
+                             crash_loop_backoff=arguments.crash_loop_backoff,
+                             host_images=tuple(arguments.host_images or DEFAULT_HOST_IMAGES))
         try:
             cluster.start()
         except ClusterError as error:

@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,8 @@ class DevCluster:
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._scheduler: RoundRobinScheduler | None = None
         self._controllers: ControllerManager | None = None
+        # Threads of the scheduler and the controllers, kept to check that they ended.
+        self._component_threads: list[threading.Thread] = []
         self._api_client: kubernetes.client.ApiClient | None = None
         self._logs: list[IO[bytes]] = []
 
@@ -117,6 +120,10 @@ class DevCluster:
             self._api_client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
                 config_file=str(self.kubeconfig_path))
         return self._api_client
+
+    def running_threads(self) -> list[str]:
+        """Return the names of this cluster's scheduler and controller threads still alive."""
+        return [thread.name for thread in self._component_threads if thread.is_alive()]
 
     def node(self, name: str) -> NodeProcess:
         return next(node for node in self.nodes if node.name == name)
@@ -214,9 +221,11 @@ class DevCluster:
     def stop(self) -> None:
         """Stop everything and remove every container, mount and cgroup the cluster made."""
         if self._scheduler is not None:
+            self._component_threads += self._scheduler.threads
             self._scheduler.stop()
             self._scheduler = None
         if self._controllers is not None:
+            self._component_threads += self._controllers.threads
             self._controllers.stop()
             self._controllers = None
         for node in self.nodes:

@@ -76,6 +76,7 @@ def leftovers_of(cluster: DevCluster) -> list[str]:
                       hierarchy.rglob(cluster.node_settings(node).cgroup_parent)]
     if cluster.directory.exists():
         found += [f"mount {mount}" for mount in mounts_under(cluster.directory)]
+    found += [f"thread {name}" for name in cluster.running_threads()]
     return found
 
 
@@ -134,6 +135,7 @@ def devcluster_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clu
     problems = []
     for cluster in clusters.values():
         cluster.stop()
+    for cluster in clusters.values():
         problems += leftovers_of(cluster)
     if problems:
         raise AssertionError("the dev cluster left behind: " + ", ".join(problems))

@@ -54,6 +54,11 @@ class RoundRobinScheduler:
             thread.start()
             self._threads.append(thread)
 
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The scheduler's threads, for clean-up checks after `stop`."""
+        return list(self._threads)
+
     def stop(self) -> None:
         self._stopping.set()
         for thread in self._threads:

@@ -308,3 +308,121 @@ def test_deleting_daemonset_removes_pods(devcluster: DevCluster) -> None:
     with pytest.raises(ApiException) as raised:
         apps.read_namespaced_daemon_set(name, "default", _preload_content=False)
     assert raised.value.status == 404
+
+
+KOPF_OPERATOR = '''
+import kopf
+
+
+@kopf.on.create("configmaps", labels={"devcluster-test": kopf.PRESENT})
+def mark(patch, **_):
+    patch.metadata.annotations["handled-by"] = "kopf-in-a-pod"
+'''
+
+
+def test_kopf_operator_deployment_handles_objects(devcluster: DevCluster) -> None:
+    name = unique_name("operator")
+    core = core_api(devcluster)
+    core.create_namespaced_config_map("default", cast(Any, {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"operator.py": KOPF_OPERATOR}}), _preload_content=False)
+    container = {
+        "name": "operator", "image": "ghcr.io/seccomp-recorder/seccomp-recorder:dev",
+        "command": ["python", "-m", "kopf", "run", "/operator/operator.py", "--standalone",
+                    "--namespace=default", "--liveness=http://0.0.0.0:8080/healthz"],
+        "ports": [{"name": "health", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "health"},
+                           "periodSeconds": 1},
+        # kopf needs a user name, and the host's /etc/passwd has an entry for 65534.
+        "securityContext": {"runAsUser": 65534, "runAsNonRoot": True,
+                            "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "code", "mountPath": "/operator"}],
+    }
+    manifest = deployment(name, 1, [container])
+    manifest["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "code", "configMap": {"name": name}}]
+    target = unique_name("handled")
+    try:
+        apps_api(devcluster).create_namespaced_deployment("default", cast(Any, manifest),
+                                                          _preload_content=False)
+        rollout_status(devcluster, "deployment", name)
+        core.create_namespaced_config_map("default", cast(Any, {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": target, "namespace": "default",
+                         "labels": {"devcluster-test": "yes"}}}), _preload_content=False)
+
+        def handled() -> bool:
+            found: Any = core.read_namespaced_config_map(target, "default",
+                                                         _preload_content=False)
+            annotations = json.loads(found.data)["metadata"].get("annotations") or {}
+            return annotations.get("handled-by") == "kopf-in-a-pod"
+
+        wait_until(f"kopf handled {target}", handled)
+    finally:
+        apps_api(devcluster).delete_namespaced_deployment(name, "default",
+                                                          _preload_content=False)
+        for config_map in (name, target):
+            try:
+                core.delete_namespaced_config_map(config_map, "default",
+                                                  _preload_content=False)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+
+
+MARKER = "/var/lib/kubelet/seccomp/agent-was-here"
+AGENT_SCRIPT = """
+set -e
+test -e /sys/kernel/btf/vmlinux
+test -d /sys/fs/bpf
+echo "$NODE_NAME" > /var/lib/kubelet/seccomp/agent-was-here
+touch /sys/kernel/btf/x 2>/dev/null && exit 3
+echo started
+exec sleep 300
+"""
+
+
+@pytest.mark.devcluster(nodes=2)
+def test_agent_like_daemonset_uses_host_paths(devcluster: DevCluster) -> None:
+    name = unique_name("agent")
+    container = {
+        "name": "agent", "image": "seccomp-recorder:dev",
+        "command": ["sh", "-c", AGENT_SCRIPT],
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        "securityContext": {
+            "runAsUser": 0, "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"],
+                             "add": ["BPF", "PERFMON", "SYS_ADMIN", "SYS_PTRACE",
+                                     "DAC_OVERRIDE"]},
+            "seccompProfile": {"type": "Unconfined"}},
+        "volumeMounts": [
+            {"name": "seccomp", "mountPath": "/var/lib/kubelet/seccomp"},
+            {"name": "bpffs", "mountPath": "/sys/fs/bpf"},
+            {"name": "btf", "mountPath": "/sys/kernel/btf", "readOnly": True},
+            {"name": "state", "mountPath": "/var/lib/seccomp-recorder"},
+            {"name": "tmp", "mountPath": "/tmp"}],
+        "readinessProbe": {"exec": {"command": ["test", "-e", MARKER]}, "periodSeconds": 1},
+    }
+    volumes = [
+        {"name": "seccomp", "hostPath": {"path": "/var/lib/kubelet/seccomp",
+                                         "type": "DirectoryOrCreate"}},
+        {"name": "bpffs", "hostPath": {"path": "/sys/fs/bpf", "type": "Directory"}},
+        {"name": "btf", "hostPath": {"path": "/sys/kernel/btf", "type": "Directory"}},
+        {"name": "state", "hostPath": {"path": "/var/lib/seccomp-recorder",
+                                       "type": "DirectoryOrCreate"}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory"}}]
+    apps_api(devcluster).create_namespaced_daemon_set(
+        "default", cast(Any, daemonset(name, [container], hostPID=True, volumes=volumes)),
+        _preload_content=False)
+
+    rollout_status(devcluster, "daemonset", name)
+
+    for node in devcluster.nodes:
+        marker = node.seccomp_dir / "agent-was-here"
+        assert marker.read_text() == f"{node.name}\n"
+        marker.unlink()
+        assert (node.state_dir / "host" / "var/lib/seccomp-recorder").is_dir()
+    assert not Path("/var/lib/seccomp-recorder").exists()
+    assert not Path("/var/lib/kubelet").exists()

@@ -97,12 +97,11 @@ class ControllerManager:
             self._queued.notify_all()
         for thread in self._threads:
             thread.join()
-        self._threads.clear()
 
     @property
-    def running_threads(self) -> list[str]:
-        """Return the names of the manager's threads that still run, for clean-up checks."""
-        return [thread.name for thread in self._threads if thread.is_alive()]
+    def threads(self) -> list[threading.Thread]:
+        """The manager's threads, for clean-up checks after `stop`."""
+        return list(self._threads)
 
     # -- caches and queue ----------------------------------------------------------------
 

@@ -144,31 +144,36 @@ class ApiRelay:
 
     async def _relay(self, key: str, client_reader: asyncio.StreamReader,
                      client_writer: asyncio.StreamWriter) -> None:
+        writers = [client_writer]
+        pumps: list[asyncio.Future[None]] = []
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(
-                self.upstream_host, self.upstream_port)
-        except OSError as error:
-            logger.warning("[%s] API relay could not reach the API server at %s:%d: %s", key,
-                           self.upstream_host, self.upstream_port, error)
-            client_writer.close()
-            return
-        # The client's end of stream is passed on as a half-close, and the API server
-        # may still send its response. The API server's end of stream, or an error on either
-        # side, closes both, because TLS has no half-close to pass on to the client.
-        upward = asyncio.ensure_future(_pump(client_reader, upstream_writer))
-        downward = asyncio.ensure_future(_pump(upstream_reader, client_writer))
-        try:
-            done, _ = await asyncio.wait({upward, downward},
-                                         return_when=asyncio.FIRST_COMPLETED)
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(
+                    self.upstream_host, self.upstream_port)
+            except OSError as error:
+                logger.warning("[%s] API relay could not reach the API server at %s:%d: %s",
+                               key, self.upstream_host, self.upstream_port, error)
+                return
+            writers.append(upstream_writer)
+            # The client's end of stream is passed on as a half-close, and the API server
+            # may still send its response. The API server's end of stream, or an error on
+            # either side, closes both, because TLS has no half-close to pass on.
+            upward = asyncio.ensure_future(_pump(client_reader, upstream_writer))
+            downward = asyncio.ensure_future(_pump(upstream_reader, client_writer))
+            pumps = [upward, downward]
+            done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
             if downward not in done and upward.exception() is None:
                 await downward
         except (OSError, ssl.SSLError) as error:
             logger.debug("[%s] API relay connection ended: %s", key, error)
+        except asyncio.CancelledError:
+            # The pod stopped (`close_for`); ending normally lets the server's wait end.
+            logger.debug("[%s] API relay connection cut", key)
         finally:
-            for pump in (upward, downward):
+            for pump in pumps:
                 pump.cancel()
-            await asyncio.gather(upward, downward, return_exceptions=True)
-            for writer in (upstream_writer, client_writer):
+            await asyncio.gather(*pumps, return_exceptions=True)
+            for writer in writers:
                 writer.close()
                 with contextlib.suppress(OSError, ssl.SSLError, asyncio.CancelledError):
                     await writer.wait_closed()
