@@ -83,6 +83,11 @@ DELETE_TIMEOUT = 10.0
 
 SHIM = Path(__file__).with_name("oci_shim.py")
 
+# Serializes making and removing the folders that containers of one caller share (the
+# runtime root, the bundles folder): a `delete` that removes an empty shared folder
+# must not race with a `create` that is about to use it.
+_shared_folders = threading.Lock()
+
 
 class OciRuntimeError(RuntimeError):
     """A runtime command failed; the message carries the runtime's own error output."""
@@ -376,8 +381,9 @@ class RunningContainer:
 
     def create(self) -> None:
         """Write the bundle and create the container; its process waits for `start`."""
-        create_bundle(self.spec, self.bundle, container_id=self.id)
-        self.root.mkdir(parents=True, exist_ok=True)
+        with _shared_folders:
+            create_bundle(self.spec, self.bundle, container_id=self.id)
+            self.root.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair()
         self._control = ours
         self._shim = subprocess.Popen(
@@ -473,9 +479,10 @@ class RunningContainer:
             remove_cgroup(self.cgroups_path, None if self._remove_parent_cgroups else 1)
             shutil.rmtree(self.bundle, ignore_errors=True)
             self.runtime_log.unlink(missing_ok=True)
-            _remove_empty(self.root)
-            _remove_empty(self.root.parent)
-            _remove_empty(self.bundle.parent)
+            with _shared_folders:
+                _remove_empty(self.root)
+                _remove_empty(self.root.parent)
+                _remove_empty(self.bundle.parent)
 
 
 def _wait_any(first: threading.Event, second: threading.Event, timeout: float) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import kubernetes
 import pytest
-from cluster_helpers import container_status, create_pod, phase_is, wait_for_pod
+from cluster_helpers import PATIENCE, container_status, create_pod, phase_is, wait_for_pod
 
 from seccomp_devcluster.cluster import DevCluster
 from seccomp_devcluster.pytest_plugin import leftovers_of, missing_prerequisites
@@ -47,10 +50,34 @@ def start_pods(cluster: DevCluster) -> list[str]:
     for name, extra in specs.items():
         create_pod(cluster, name, [{"name": "c", "image": "busybox",
                                     "command": ["sleep", "300"]}], **extra)
+    # A Deployment's pod, with a probe, a volume and the API relay in its namespace.
+    apps = kubernetes.client.AppsV1Api(cluster.api_client())
+    apps.create_namespaced_deployment("default", cast(Any, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                     "containers": [{"name": "c", "image": "busybox",
+                                     "command": ["sleep", "300"],
+                                     "readinessProbe": {"exec": {"command": ["true"]},
+                                                        "periodSeconds": 1},
+                                     "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+                     "volumes": [{"name": "v", "emptyDir": {}}]}}}}),
+        _preload_content=False)
     for name in specs:
         pod = wait_for_pod(cluster, name, phase_is("Running"))
         ids.append(container_status(pod, "c")["containerID"].partition("://")[2])
-    return ids
+    core = kubernetes.client.CoreV1Api(cluster.api_client())
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        response: Any = core.list_namespaced_pod("default", label_selector="app=web",
+                                                 _preload_content=False)
+        running = [pod for pod in json.loads(response.data)["items"]
+                   if (pod.get("status") or {}).get("phase") == "Running"]
+        if running:
+            ids.append(container_status(running[0], "c")["containerID"].partition("://")[2])
+            return ids
+        assert time.monotonic() < deadline, "the Deployment's pod never ran"
+        time.sleep(0.1)
 
 
 def assert_nothing_left(cluster: DevCluster, container_ids: list[str]) -> None:
@@ -70,7 +97,7 @@ def test_stop_removes_running_pods(tmp_path: Path) -> None:
     finally:
         cluster.stop()
 
-    assert len(container_ids) == 3
+    assert len(container_ids) == 4
     assert_nothing_left(cluster, container_ids)
 
 
