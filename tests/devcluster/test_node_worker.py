@@ -15,10 +15,12 @@ from typing import Any, Self
 import pytest
 
 from prerequisites import require
-from seccomp_devcluster import oci
+from seccomp_devcluster import oci, pki
 from seccomp_devcluster.cgroups import remove_cgroup
 from seccomp_devcluster.node.podspec import NETNS_ANNOTATION
+from seccomp_devcluster.node.relay import ApiRelay
 from seccomp_devcluster.node.settings import NodeSettings, PodAddresses
+from seccomp_devcluster.node.volumes import ServiceAccountFiles
 from seccomp_devcluster.node.worker import PodWorker
 
 pytestmark = pytest.mark.kernel
@@ -310,3 +312,34 @@ def test_deletion_kills_after_grace_period(settings: NodeSettings) -> None:
         final = harness.reporter.statuses[-1]
         assert container_state(final, "c")["state"]["terminated"]["exitCode"] == 137
         assert final["phase"] == "Failed"
+
+
+def test_relay_listener_follows_pod(settings: NodeSettings, tmp_path: Path) -> None:
+    paths = pki.create_cluster_pki(tmp_path / "pki")
+    # Nothing connects, so the upstream address is never used.
+    relay = ApiRelay("127.0.0.1", 9, paths.serving_cert, paths.serving_key)
+    relay.start()
+    pod = make_pod([{"name": "c", "image": "busybox", "command": ["sh", "-c", (
+        'echo "$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"; sleep 300')]}])
+    try:
+        worker = PodWorker(pod, settings, RecordingReporter(), PodAddresses(settings.pod_cidr),
+                           relay=relay, service_account=ServiceAccountFiles(ca_cert=b"CA"))
+        worker.start()
+        deadline = time.monotonic() + PATIENCE
+        while not (worker.log_dir / "c.log").exists() or not (
+                worker.log_dir / "c.log").read_bytes():
+            assert time.monotonic() < deadline, "the container never wrote its log"
+            time.sleep(0.05)
+        listening = relay.listener_keys()
+        output = (worker.log_dir / "c.log").read_text()
+
+        worker.request_stop(0, deleted=True)
+        assert worker.join(PATIENCE)
+    finally:
+        relay.stop()
+
+    assert listening == ["default/p", "host"]
+    assert output == f"127.0.0.1:{relay.port}\n"
+    assert relay.listener_keys() == []
+    assert not relay.running
+    assert not any(thread.name == "api-relay" for thread in threading.enumerate())

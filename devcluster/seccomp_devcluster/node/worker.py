@@ -330,6 +330,14 @@ class PodWorker:
                 exit_code=START_ERROR_EXIT_CODE, started_at=started_at, finished_at=now(),
                 container_id=record.container_id))
             return None
+        except OSError as error:
+            # Writing the bundle failed; the kubelet retries such a container later.
+            log.close()
+            running.delete()
+            logger.warning("[%s] Container %s could not be created: %s", self.key, record.name,
+                           error)
+            self._set_state(record, waiting("CreateContainerError", str(error)))
+            return None
         log.close()  # The shim has its own copy of the descriptor.
         logger.info("[%s] Container %s started (%s, pid %s)", self.key, record.name,
                     record.container_id, running.pid)
