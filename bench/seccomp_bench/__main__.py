@@ -79,10 +79,14 @@ def _check_prerequisites() -> None:
 def _part_runners(
     config: BenchConfig, programs: build.Programs, work_dir: Path
 ) -> dict[str, Callable[[], dict[str, Any]]]:
+    # Imported here because part 4 needs the operator, which parts 1 to 3 do not.
+    from seccomp_bench import control_plane
+
     return {
         "syscall_cost": lambda: syscall_cost.measure(config, programs, work_dir / "syscall_cost"),
         "workloads": lambda: servers.measure(config, work_dir / "workloads"),
         "fidelity": lambda: fidelity.measure(config, programs, work_dir / "fidelity"),
+        "control_plane": lambda: control_plane.measure(config, work_dir / "control_plane"),
     }
 
 
@@ -180,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The dev cluster's scheduler and controllers run in this process and log every relist.
+    logging.getLogger("seccomp_devcluster").setLevel(logging.WARNING)
     try:
         if arguments.action == "render":
             print(render(arguments.output))

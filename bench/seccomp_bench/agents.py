@@ -175,6 +175,11 @@ class Agent:
 
     def start(self) -> None:
         """Start the agent and wait until its informers are synced."""
+        self.launch()
+        self.wait_for_log("Informers synced")
+
+    def launch(self) -> None:
+        """Start the agent's process without waiting for it."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = processes.start(
@@ -196,7 +201,6 @@ class Agent:
             log=self.log_path,
             environment=python_environment(),
         )
-        self.wait_for_log("Informers synced")
 
     def log(self) -> str:
         if not self.log_path.exists():

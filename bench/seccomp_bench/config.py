@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PARTS = ("syscall_cost", "workloads", "fidelity")
+PARTS = ("syscall_cost", "workloads", "fidelity", "control_plane")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 # The backend is chosen before pyplot is imported.
 import matplotlib.pyplot as plt
 
-from seccomp_bench import summaries
+from seccomp_bench import plots_cluster, summaries
 
 # PNG metadata without matplotlib's version, so the same data gives the same file.
 PNG_METADATA = {"Software": None}
@@ -96,4 +96,6 @@ def render_plots(results: dict[str, Any], directory: Path) -> list[Path]:
         drawn.append(syscall_cost(results["syscall_cost"], directory / "syscall_cost.png"))
     if "workloads" in results:
         drawn.append(workloads(results["workloads"], directory / "workloads.png"))
+    if "control_plane" in results:
+        drawn += plots_cluster.render(results["control_plane"], directory)
     return drawn

@@ -1,17 +1,19 @@
 """Render docs/benchmarks.md from the results JSON.
 
 `render_page` is a pure function of the JSON document, so the committed page can
-be checked against the committed JSON.
+be checked against the committed JSON. The control plane's section is in
+report_cluster.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import statistics
 from datetime import datetime
 from typing import Any
 
-from seccomp_bench import summaries
+from seccomp_bench import report_cluster, summaries
 from seccomp_bench.config import PARTS
+from seccomp_bench.markdown import table
 from seccomp_bench.stats import Summary
 
 HEADLINE_VARIANTS = (
@@ -49,12 +51,6 @@ EXTRA_REASONS = {
 }
 UNEXPLAINED = "no ground truth run saw it and no known cause covers it"
 METHOD_LABELS = {"strace": "strace -f", "audit_log": "SCMP_ACT_LOG"}
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines.extend("| " + " | ".join(row) + " |" for row in rows)
-    return lines
 
 
 def ns(value: float, signed: bool = False) -> str:
@@ -168,6 +164,8 @@ def _headline(results: dict[str, Any]) -> list[str]:
             )
     if "fidelity" in results:
         rows += _fidelity_headline(results["fidelity"])
+    if "control_plane" in results:
+        rows += report_cluster.headline(results["control_plane"])
     return [
         "## Headline",
         "",
@@ -279,7 +277,6 @@ def _syscall_cost(section: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
-    foreign = max((run.get("sys_enter_links_before") or 0) for run in section["runs"])
     lines += [
         "![Slowdown per variant](benchmarks/syscall_cost.png)",
         "",
@@ -287,11 +284,44 @@ def _syscall_cost(section: dict[str, Any]) -> list[str]:
         "",
         *(f"- **{info['label']}**: {info['description']}" for info in section["variants"]),
         "",
-        f"Links that other processes had on sys_enter before a variant's untraced runs: at"
-        f" most {foreign} in this run"
-        + (" (so some baselines ran with foreign programs attached)." if foreign else "."),
+        *_syscall_notes(section, costs),
     ]
     return lines
+
+
+def _syscall_notes(section: dict[str, Any], costs: list[summaries.VariantCost]) -> list[str]:
+    """Return the facts of this run that qualify part 1's figures, one paragraph each."""
+    foreign = max((run.get("sys_enter_links_before") or 0) for run in section["runs"])
+    notes = [
+        f"BPF links that other processes had on sys_enter before a variant's untraced runs:"
+        f" at most {foreign} in this run"
+        + (" (so some baselines ran with foreign programs attached)." if foreign else ".")
+    ]
+    after = [cost for cost in costs if cost.variant == "agent_after"]
+    left = (after[0].links_after_setup or 0) - (after[0].foreign_links or 0) if after else 0
+    if left > 0:
+        notes.append(
+            "After its only recording ended and it logged that it detached the recorder, the"
+            f" agent still had {left} link on sys_enter (see the Links column): the node keeps"
+            " paying the recorder's cost until the agent process exits."
+        )
+    logged = [run for run in section["runs"] if "audit_records" in run]
+    if logged:
+        calls = section["calls_per_run"] * 1.01
+        received = statistics.median(run["audit_records"] / calls for run in logged)
+        errors = sum(run.get("audit_receive_errors", 0) for run in logged)
+        overflow = (
+            f" Its socket overflowed {errors} times, and each time the kernel dropped records:"
+            " the loop does not wait for the reader."
+            if errors
+            else " Its socket never overflowed."
+        )
+        notes.append(
+            f"SCMP_ACT_LOG: the audit reader received a median {received:.0%} of the calls"
+            " of a run, warm-up included (records of other processes on the machine count"
+            f" too).{overflow}"
+        )
+    return [line for note in notes for line in (note, "")][:-1]
 
 
 # -- part 2 --------------------------------------------------------------------------------
@@ -469,5 +499,7 @@ def render_page(results: dict[str, Any]) -> str:
         sections.append(_workloads(results["workloads"]))
     if "fidelity" in results:
         sections.append(_fidelity(results["fidelity"]))
+    if "control_plane" in results:
+        sections.append(report_cluster.section(results["control_plane"]))
     sections += [_method(results), _machine(results)]
     return "\n\n".join("\n".join(lines) for lines in sections) + "\n"

@@ -139,8 +139,49 @@ def fidelity_section() -> dict[str, Any]:
     }
 
 
+def _usage(operator_cpu: float, agent_cpus: list[float]) -> dict[str, Any]:
+    processes = {"operator": {"cpu_percent": operator_cpu, "rss_bytes": 100 * 2**20}}
+    for index, cpu in enumerate(agent_cpus):
+        processes[f"agent/node-{index + 1}"] = {
+            "cpu_percent": cpu,
+            "rss_bytes": (70 + index) * 2**20,
+        }
+    return processes
+
+
+def control_plane_section() -> dict[str, Any]:
+    return {
+        "nodes": 2,
+        "operator_settings": {},
+        "recorded_command": ["/bin/sh", "-c", "uname"],
+        "idle": {"seconds": 10.0, "processes": _usage(1.0, [0.5, 1.5])},
+        "apply_latency": [
+            {"first_file_seconds": 0.1, "all_files_seconds": 0.2, "installed_seconds": 0.3},
+            {"first_file_seconds": 0.2, "all_files_seconds": 0.4, "installed_seconds": 0.5},
+            {"first_file_seconds": 0.3, "all_files_seconds": 0.6, "installed_seconds": 1.5},
+        ],
+        "install": {
+            "profiles": 100,
+            "nodes": 2,
+            "create_seconds": 2.0,
+            "all_files_seconds": 4.0,
+            "all_installed_seconds": 5.0,
+            "timeline": [
+                {"seconds": 1.0, "files": 50, "installed": 10},
+                {"seconds": 5.0, "files": 200, "installed": 100},
+            ],
+            "usage": {"seconds": 5.0, "processes": _usage(40.0, [10.0, 20.0])},
+        },
+        "idle_with_profiles": {"seconds": 10.0, "processes": _usage(2.0, [0.5, 0.5])},
+        "recording_latency": [
+            {"pod_succeeded_seconds": 0.05, "profile_seconds": 0.25},
+            {"pod_succeeded_seconds": 0.07, "profile_seconds": 0.35},
+        ],
+    }
+
+
 def results(**sections: dict[str, Any]) -> dict[str, Any]:
-    """Return a results document with `sections` (all three sample parts by default)."""
+    """Return a results document with `sections` (all four sample parts by default)."""
     document: dict[str, Any] = {
         "format": 1,
         "configuration": "full",
@@ -165,6 +206,7 @@ def results(**sections: dict[str, Any]) -> dict[str, Any]:
             "syscall_cost": syscall_cost_section(),
             "workloads": workloads_section(),
             "fidelity": fidelity_section(),
+            "control_plane": control_plane_section(),
         }
     )
     return document

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from prerequisites import require
-from seccomp_bench import build, environment, fidelity, servers, syscall_cost
+from seccomp_bench import build, control_plane, environment, fidelity, servers, syscall_cost
 from seccomp_bench.config import QUICK
 from seccomp_recorder.recorder.recorder import DEFAULT_OBJECT_PATH
 
@@ -140,3 +140,20 @@ def test_fidelity_compares_both_truths(programs: build.Programs, tmp_path: Path)
     assert "mount" not in container["ground_truth"]["strace"]
     assert "sendfile" in container["ground_truth"]["strace"]
     assert section["docker_default"]["names_on_architecture"] > 250
+
+
+def test_control_plane_on_one_node(tmp_path: Path) -> None:
+    require(os.geteuid() == 0, "the dev cluster needs root")
+    config = replace(TINY, cluster_nodes=1, cluster_profiles=3, latency_samples=1, idle_seconds=0.5)
+
+    section = control_plane.measure(config, tmp_path)
+
+    assert section["nodes"] == 1
+    apply = section["apply_latency"][0]
+    assert 0 < apply["first_file_seconds"] <= apply["all_files_seconds"]
+    assert apply["installed_seconds"] > 0
+    assert section["install"]["timeline"][-1]["files"] == 3
+    assert section["install"]["timeline"][-1]["installed"] == 3
+    assert set(section["idle"]["processes"]) == {"operator", "agent/node-1"}
+    assert section["recording_latency"][0]["profile_seconds"] > 0
+    assert not _mounts_under(tmp_path), "the control plane left a mount behind"

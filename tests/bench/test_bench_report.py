@@ -94,18 +94,50 @@ def test_fidelity_lists_reasons() -> None:
     assert "overflowed 2 times during the SCMP_ACT_LOG run" in page
 
 
+def test_control_plane_latencies_and_usage() -> None:
+    page = report.render_page(results())
+
+    assert _row(page, "create request → status phase Installed")[1:] == [
+        "500 ms",
+        "300 ms – 1.50 s",
+        "3",
+    ]
+    assert _row(page, "container exit → SeccompProfile with its calls")[1:] == [
+        "300 ms",
+        "250 ms – 350 ms",
+        "2",
+    ]
+    assert "All 200 files were on disk after 4.00 s (50 files/s)" in page
+    assert "every profile was Installed after 5.00 s (20 profiles/s)" in page
+    assert _row(page, "installing 100 profiles")[1:] == ["40.0", "100", "15.0 / 20.0", "70 / 71"]
+
+
+def test_control_plane_headline() -> None:
+    page = report.render_page(results())
+
+    assert _row(page, "SeccompProfile create request to phase Installed (2 nodes)")[1] == "500 ms"
+    assert _row(page, "Resident memory while idle: operator / one agent (median)")[1] == (
+        "100 MiB / 70 MiB"
+    )
+
+
 def test_page_without_parts() -> None:
     page = report.render_page(results(syscall_cost=syscall_cost_section()))
 
     assert "## 1. Recorder overhead per syscall" in page
     assert "## 2." not in page
     assert "## 3." not in page
+    assert "## 4." not in page
 
 
 def test_plots_written_as_png(tmp_path: Path) -> None:
     drawn = plots.render_plots(results(), tmp_path)
 
-    assert sorted(path.name for path in drawn) == ["syscall_cost.png", "workloads.png"]
+    assert sorted(path.name for path in drawn) == [
+        "control_plane.png",
+        "syscall_cost.png",
+        "workloads.png",
+    ]
     for path in drawn:
         assert path.read_bytes().startswith(PNG_SIGNATURE)
 
