@@ -57,7 +57,7 @@ devcluster: venv
 	PYTHONPATH=devcluster $(PY) -m seccomp_devcluster --nodes $(NODES)
 
 # The benchmark suite (bench/, see docs/benchmarks.md): measures recorder overhead, server
-# throughput and profile fidelity, then writes docs/benchmarks.md with
+# throughput, profile fidelity and the control plane, then writes docs/benchmarks.md with
 # its results JSON and plots. Needs root and scripts/install-deps; under 30 minutes.
 BENCH := PYTHONPATH=bench:devcluster $(PY) -m seccomp_bench run
 bench: venv bpf
