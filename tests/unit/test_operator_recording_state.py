@@ -241,3 +241,27 @@ def test_condition_message_is_cut_to_api_limit() -> None:
     )
     assert len(conditions[0].message) == 32768
     assert conditions[0].message.endswith("...")
+
+
+def test_agents_attached_waits_for_every_node() -> None:
+    status = started().model_copy(
+        update={"agents": {"node-1": {"attached": True, "since": NOW}}}
+    )
+    status = SeccompRecordingStatus.model_validate(status.model_dump(by_alias=True))
+    summary = SyncSummary(
+        containers=(), profiles=(), all_final=False, targeted=frozenset({"node-1", "node-2"})
+    )
+
+    waiting = condition(summarize(status, summary, generation=1, now=NOW).status, "AgentsAttached")
+    everyone = SyncSummary(containers=(), profiles=(), all_final=False, targeted=frozenset({"node-1"}))
+    attached = condition(summarize(status, everyone, generation=1, now=NOW).status, "AgentsAttached")
+
+    assert waiting.status is ConditionStatus.FALSE
+    assert "node-2" in waiting.message
+    assert attached.status is ConditionStatus.TRUE
+
+
+def test_agents_attached_unknown_without_nodes() -> None:
+    summary = SyncSummary(containers=(), profiles=(), all_final=False)
+    step = summarize(started(), summary, generation=1, now=NOW)
+    assert condition(step.status, "AgentsAttached").status is ConditionStatus.UNKNOWN

@@ -94,26 +94,33 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def patch_profile_status(
-    api: ApiClients, namespace: str, name: str, status_patch: KubeObject
+def patch_status(
+    api: ApiClients, plural: str, namespace: str, name: str, status_patch: KubeObject
 ) -> None:
-    """Merge `status_patch` into the SeccompProfile's status subresource.
+    """Merge `status_patch` into the status subresource of one of the project's objects.
 
     A JSON merge patch changes only the keys it names, so agents of other nodes that
-    patch their own `nodeStatuses` entries at the same time keep theirs. Raises
-    ApiException, with status 404 when the profile is gone.
+    patch their own entries at the same time keep theirs. Raises ApiException, with
+    status 404 when the object is gone.
     """
     api.custom.patch_namespaced_custom_object_status(
         GROUP,
         VERSION,
         namespace,
-        PROFILES,
+        plural,
         name,
         {"status": status_patch},
         _content_type=MERGE_PATCH,
         _preload_content=False,
         _request_timeout=REQUEST_TIMEOUT,
     )
+
+
+def patch_profile_status(
+    api: ApiClients, namespace: str, name: str, status_patch: KubeObject
+) -> None:
+    """Merge `status_patch` into the SeccompProfile's status subresource."""
+    patch_status(api, PROFILES, namespace, name, status_patch)
 
 
 def event_body(

@@ -36,7 +36,15 @@ from seccomp_recorder.agent.containers import (
     live_mount_namespaces,
 )
 from seccomp_recorder.agent.informers import Informer
-from seccomp_recorder.agent.kube import GROUP, RECORDING_RESULTS, VERSION, ApiClients
+from seccomp_recorder.agent.kube import (
+    GROUP,
+    RECORDING_RESULTS,
+    RECORDINGS,
+    VERSION,
+    ApiClients,
+    now_rfc3339,
+    patch_status,
+)
 from seccomp_recorder.agent.selection import Recording, parse_recordings, result_body, selects
 from seccomp_recorder.agent.settings import AgentSettings
 from seccomp_recorder.models.profile import Architecture
@@ -154,6 +162,8 @@ class RecordingController:
         self._next_snapshot = 0.0
         self._next_attach = 0.0
         self._dirty = False
+        # Recordings (by uid) told that this node's recorder is attached.
+        self._attach_reported: set[str] = set()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -210,10 +220,38 @@ class RecordingController:
             self._next_snapshot = now + self.settings.snapshot_interval
         self._finalize_stopped(containers, recordings)
 
+        self._report_attached(active)
         if not active and not self._finished:
             self._detach()
         if self._dirty:
             self._save()
+
+    def _report_attached(self, active: list[Recording]) -> None:
+        """Tell each active recording that this node's recorder is attached, once."""
+        node = self.settings.node_name
+        for recording in active:
+            obj = self.recordings.get(recording.namespace, recording.name) or {}
+            agents = (obj.get("status") or {}).get("agents") or {}
+            if (agents.get(node) or {}).get("attached") is True:
+                continue
+            if recording.uid in self._attach_reported:
+                continue
+            try:
+                patch_status(
+                    self.api, RECORDINGS, recording.namespace, recording.name,
+                    {"agents": {node: {"attached": True, "since": now_rfc3339()}}},
+                )
+            except ApiException as error:
+                logger.error(
+                    "[%s/%s] cannot report the recorder of node %s attached: %s",
+                    recording.namespace, recording.name, node, _reason(error),
+                )
+                continue
+            self._attach_reported.add(recording.uid)
+            logger.info(
+                "[%s/%s] reported the recorder of node %s attached",
+                recording.namespace, recording.name, node,
+            )
 
     def _attach(self) -> None:
         recorder = Recorder(
@@ -238,6 +276,7 @@ class RecordingController:
         self.recorder.unpin()
         self.recorder.close()
         self.recorder = None
+        self._attach_reported.clear()
         self.state.namespaces.clear()
         self._dirty = True
         logger.info("no recording is active: recorder detached on node %s", self.settings.node_name)

@@ -263,6 +263,19 @@ class RecordingConditionType(StrEnum):
 
     RECORDING = "Recording"  # Selected containers are being recorded.
     COMPLETED = "Completed"  # The recording stopped and its profiles are written.
+    # The agent of every node that runs one has its recorder attached, so containers
+    # started from now on are recorded from their first syscall.
+    AGENTS_ATTACHED = "AgentsAttached"
+
+
+class RecordingAgent(StatusModel):
+    """The recorder of one node's agent, as that agent reports it."""
+
+    attached: StrictBool
+    """Whether the agent's eBPF recorder is attached for this recording."""
+
+    since: Timestamp | None = None
+    """Time the recorder was attached."""
 
 
 PodUID = Annotated[
@@ -343,6 +356,9 @@ class SeccompRecordingStatus(StatusModel):
 
     profiles: Annotated[tuple[ObjectName, ...], Field(json_schema_extra=LIST_TYPE_SET)] = ()
     """Names of the SeccompProfiles the recording produced."""
+
+    agents: dict[NodeName, RecordingAgent] = Field(default_factory=dict)
+    """The node agents' recorders by node name, each entry written by that node's agent."""
 
     profile_count: Annotated[int, Field(ge=0)] | None = None
     """Number of profiles in `profiles`, for `kubectl get`."""

@@ -19,6 +19,7 @@ module state, so nothing here reads configuration at import time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -214,7 +215,7 @@ def stop_after_duration(
 @kopf.daemon(GROUP, VERSION, RECORDINGS, cancellation_timeout=30.0)
 async def sync_profiles(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Runtime,
-    logger: Logger, **_: Any,
+    logger: Logger, **kwargs: Any,
 ) -> None:
     """Turn the recording's results into profiles whenever they change or a delay is due."""
     namespace = _in_namespace(namespace)
@@ -223,9 +224,12 @@ async def sync_profiles(
     try:
         while not stopped:
             try:
+                targeted = _targeted(memo, kwargs["node_index"])
                 outcome = await asyncio.to_thread(
-                    recording_sync.sync_recording, memo.api, memo.settings, namespace, name,
-                    memory, logger,
+                    functools.partial(
+                        recording_sync.sync_recording, memo.api, memo.settings, namespace, name,
+                        memory, logger, targeted=targeted,
+                    )
                 )
             except (ApiException, ConflictError) as error:
                 SYNC_FAILURES.inc()
@@ -260,6 +264,12 @@ def finalize_recording(
         memo.api, memo.settings, namespace, name, recording_sync.SyncMemory(), logger,
         finalize=True,
     )
+
+
+@kopf.on.field(GROUP, VERSION, RECORDINGS, field="status.agents")
+async def wake_on_agents(namespace: str | None, name: str, memo: Runtime, **_: Any) -> None:
+    """Wake the recording's sync loop when an agent reports its recorder, to update the condition."""
+    memo.wakeups.wake(_in_namespace(namespace), name)
 
 
 # SeccompRecordingResults

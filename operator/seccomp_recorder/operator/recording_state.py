@@ -45,6 +45,9 @@ class ConditionReason(StrEnum):
     RECORDING = "Recording"
     WAITING_FOR_FINAL_RESULTS = "WaitingForFinalResults"
     PROFILES_FINAL = "ProfilesFinal"
+    NO_NODES = "NoNodes"
+    WAITING_FOR_AGENTS = "WaitingForAgents"
+    ATTACHED = "Attached"
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,8 @@ class SyncSummary:
     # Whether every profile of the recording exists and is final.
     all_final: bool
     problems: tuple[str, ...] = ()
+    # Nodes whose agent must attach its recorder: Ready nodes that the agent runs on.
+    targeted: frozenset[str] = frozenset()
 
 
 def summarize(
@@ -250,6 +255,11 @@ def summarize(
         )
         return Transition(failed, (EventToPost(Reason.RECORDING_FAILED, message, warning=True),))
 
+    if status.phase is RecordingPhase.RECORDING:
+        _report_agents(conditions, status, summary.targeted)
+        status = conditions.apply()
+        conditions = _Conditions(status, now=now, generation=generation)
+
     completed = (
         status.phase is RecordingPhase.COMPLETED
         and summary.all_final
@@ -268,6 +278,31 @@ def summarize(
         message,
     )
     return Transition(conditions.apply(), (EventToPost(Reason.RECORDING_COMPLETED, message),))
+
+
+def _report_agents(
+    conditions: _Conditions, status: SeccompRecordingStatus, targeted: frozenset[str]
+) -> None:
+    """Set AgentsAttached from the agents' entries and the nodes they must run on."""
+    attached = {node for node, agent in status.agents.items() if agent.attached}
+    missing = sorted(targeted - attached)
+    if not targeted:
+        conditions.set(
+            RecordingConditionType.AGENTS_ATTACHED, ConditionStatus.UNKNOWN,
+            ConditionReason.NO_NODES, "no Ready node runs the agent",
+        )
+    elif missing:
+        conditions.set(
+            RecordingConditionType.AGENTS_ATTACHED, ConditionStatus.FALSE,
+            ConditionReason.WAITING_FOR_AGENTS,
+            f"waiting for the agents on {', '.join(missing)} to attach their recorders",
+        )
+    else:
+        conditions.set(
+            RecordingConditionType.AGENTS_ATTACHED, ConditionStatus.TRUE,
+            ConditionReason.ATTACHED,
+            f"the recorders of all {len(targeted)} nodes are attached",
+        )
 
 
 def is_done(status: SeccompRecordingStatus) -> bool:

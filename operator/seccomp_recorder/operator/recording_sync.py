@@ -34,6 +34,7 @@ from seccomp_recorder.models.recording import (
     SeccompRecordingStatus,
 )
 from seccomp_recorder.models.result import SeccompRecordingResultSpec
+from seccomp_recorder.models.selectors import format_selector
 from seccomp_recorder.operator import events
 from seccomp_recorder.operator.events import EventToPost, Reason
 from seccomp_recorder.operator.kube import (
@@ -52,6 +53,7 @@ from seccomp_recorder.operator.kube import (
     get_custom,
     is_status,
     list_custom,
+    read_json,
     replace_custom,
     update_status,
 )
@@ -239,6 +241,34 @@ def load_results(
     return results
 
 
+def unreported_containers(
+    api: ApiClients, view: RecordingView, results: list[RecordedResult]
+) -> list[str]:
+    """Name the started containers of selected pods that no agent has sent a result for.
+
+    A stopped recording waits for these too (within its bound), because an agent may
+    still be collecting a container that ended just before the stop.
+    """
+    assert view.spec is not None
+    reported = {(result.spec.pod_uid, result.spec.container) for result in results}
+    wanted = view.spec.containers
+    response: Any = api.core.list_namespaced_pod(
+        view.namespace, label_selector=format_selector(view.spec.pod_selector),
+        _preload_content=False,
+    )
+    missing = []
+    for pod in read_json(response).get("items", []):
+        metadata = pod.get("metadata") or {}
+        status = pod.get("status") or {}
+        for entry in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            container = entry.get("name", "")
+            if not entry.get("containerID") or (wanted is not None and container not in wanted):
+                continue
+            if (metadata.get("uid"), container) not in reported:
+                missing.append(f"{metadata.get('name')}/{container}")
+    return sorted(missing)
+
+
 def sync_recording(
     api: ApiClients,
     settings: OperatorSettings,
@@ -248,6 +278,7 @@ def sync_recording(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     *,
     finalize: bool = False,
+    targeted: frozenset[str] = frozenset(),
 ) -> SyncOutcome:
     """Turn the recording's results into profiles and update its status, once.
 
@@ -304,6 +335,12 @@ def sync_recording(
         else:
             written.append(profile.name)
             all_final = all_final and final
+    if stopped_at is not None and not timed_out and not finalize:
+        unreported = unreported_containers(api, view, results)
+        if unreported:
+            logger.debug("Waiting for the results of %s.", ", ".join(unreported))
+            all_final = False
+            delays.append(DELETION_POLL_INTERVAL)
     if stopped_at is not None and not timed_out and not finalize and not all_final:
         delays.append(timeout - (now - stopped_at).total_seconds())
 
@@ -312,6 +349,7 @@ def sync_recording(
         profiles=tuple(written),
         all_final=all_final,
         problems=tuple(problems),
+        targeted=targeted,
     )
 
     def step(current: RecordingView) -> Transition:
@@ -486,11 +524,9 @@ def deletion_wait(
     remaining = settings.final_result_timeout - (_now() - stopped_at).total_seconds()
     if remaining <= 0:
         return None, []
-    pending = sorted(
-        result.name
-        for result in load_results(api, view, SyncMemory(), logging.getLogger(__name__))
-        if not result.spec.final
-    )
+    results = load_results(api, view, SyncMemory(), logging.getLogger(__name__))
+    pending = sorted(result.name for result in results if not result.spec.final)
+    pending += unreported_containers(api, view, results)
     if not pending:
         return None, []
     return min(DELETION_POLL_INTERVAL, remaining), pending
