@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -437,12 +438,28 @@ class RunningContainer:
         """Run `args` inside the running container (`runc exec`) and return the result.
 
         The process gets the container's user, environment and working directory.
-        Raises subprocess.TimeoutExpired after `timeout` seconds; the runtime's exec
-        command is then killed, and its process in the container with it.
+        Raises subprocess.TimeoutExpired after `timeout` seconds, once the runtime's
+        exec command and its helpers (one process group) have been killed.
         """
         command = [runtime_binary(self.spec.runtime), "--root", str(self.root), "exec",
                    self.id, *args]
-        return subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            try:
+                process.communicate(timeout=DELETE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                # The command in the container still holds the pipes; it ends with the
+                # container, and nothing waits for it here.
+                for pipe in (process.stdout, process.stderr):
+                    if pipe is not None:
+                        pipe.close()
+                process.wait()
+            raise
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the container's process to exit; return its exit code, or None on timeout.

@@ -21,6 +21,9 @@ their socket inside the pod's network namespace.
 NOTE: `grpc` probes are not implemented; such a probe always fails, with a message.
 NOTE: a liveness or startup failure kills the container at once, without the
 grace period that the kubelet would give it.
+NOTE: an exec probe gets EXEC_START_ALLOWANCE seconds on top of `timeoutSeconds`,
+because the runtime's exec command itself takes that long to start on a loaded
+machine, and the kubelet's timeout covers only the command.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from typing import Any
 from seccomp_devcluster.node.netns import call_in_network_namespace
 
 logger = logging.getLogger(__name__)
+
+# Seconds added to an exec probe's timeoutSeconds for the runtime's exec start-up.
+EXEC_START_ALLOWANCE = 2.0
 
 ExecFunction = Callable[[list[str], float], "subprocess.CompletedProcess[bytes]"]
 
@@ -115,7 +121,7 @@ def run_probe(probe: dict[str, Any], target: ProbeTarget) -> ProbeResult:
         if "exec" in probe:
             command = list(probe["exec"].get("command") or [])
             try:
-                completed = target.exec_function(command, timeout)
+                completed = target.exec_function(command, timeout + EXEC_START_ALLOWANCE)
             except subprocess.TimeoutExpired:
                 return ProbeResult(False, f"command timed out after {timeout:g}s")
             if completed.returncode == 0:

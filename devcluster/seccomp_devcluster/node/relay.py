@@ -39,8 +39,10 @@ logger = logging.getLogger(__name__)
 
 # Bytes read from one side before they are written to the other.
 CHUNK_SIZE = 65536
-# Seconds to wait for the event loop to start, or to finish a step asked of it.
+# Seconds to wait for the event loop to start, or to finish a step run on it.
 LOOP_TIMEOUT = 10.0
+# Seconds a finished connection gets for its orderly TLS shutdown.
+CLOSE_TIMEOUT = 5.0
 HOST_KEY = "host"
 
 
@@ -122,6 +124,10 @@ class ApiRelay:
         self._connections[key] = connections
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self._connections.get(key) is not connections:
+                # The TLS handshake ended after the pod stopped: the pod is gone.
+                writer.close()
+                return
             task = asyncio.current_task()
             assert task is not None
             connections.add(task)
@@ -136,16 +142,18 @@ class ApiRelay:
         server = self._servers.pop(key, None)
         if server is not None:
             server.close()
-        for task in self._connections.pop(key, set()):
+        tasks = self._connections.pop(key, set())
+        for task in tasks:
             task.cancel()
-        if server is not None:
-            # NB: wait_closed returns only once every connection handler has ended.
-            await server.wait_closed()
+        # NB: Server.wait_closed in Python 3.11 does not wait for connection handlers,
+        # so the cancelled handlers are awaited here, and they close their sockets.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _relay(self, key: str, client_reader: asyncio.StreamReader,
                      client_writer: asyncio.StreamWriter) -> None:
         writers = [client_writer]
         pumps: list[asyncio.Future[None]] = []
+        cut = False
         try:
             try:
                 upstream_reader, upstream_writer = await asyncio.open_connection(
@@ -167,16 +175,21 @@ class ApiRelay:
         except (OSError, ssl.SSLError) as error:
             logger.debug("[%s] API relay connection ended: %s", key, error)
         except asyncio.CancelledError:
-            # The pod stopped (`close_for`); ending normally lets the server's wait end.
+            # The pod stopped (`close_for`). Ending normally lets `_close` gather it.
             logger.debug("[%s] API relay connection cut", key)
+            cut = True
         finally:
             for pump in pumps:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
             for writer in writers:
+                if cut:
+                    # No TLS close_notify exchange: the peer may never answer it.
+                    writer.transport.abort()
+                    continue
                 writer.close()
-                with contextlib.suppress(OSError, ssl.SSLError, asyncio.CancelledError):
-                    await writer.wait_closed()
+                with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
+                    await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT)
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
