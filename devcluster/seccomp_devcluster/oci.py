@@ -452,7 +452,7 @@ class RunningContainer:
             try:
                 process.communicate(timeout=DELETE_TIMEOUT)
             except subprocess.TimeoutExpired:
-                # The command in the container still holds the pipes; it ends with the
+                # The command in the container keeps the pipes open. It ends with the
                 # container, and nothing waits for it here.
                 for pipe in (process.stdout, process.stderr):
                     if pipe is not None:

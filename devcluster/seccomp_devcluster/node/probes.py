@@ -13,9 +13,10 @@ are the API's: 0, 10, 1, 1 and 3.
 - startup: readiness and liveness wait until it succeeds; `failureThreshold`
   failures kill the container.
 
-Handlers: `exec` (the command runs in the container through the runtime's exec;
-exit code 0 is success), `httpGet` (a status from 200 to 399 is success; HTTPS is
-not verified, as with the kubelet), and `tcpSocket` (a connection is success). The
+Handlers: `exec` runs the command in the container through the runtime's exec, and
+exit code 0 is success. `httpGet` succeeds on a status from 200 to 399, and does
+not verify HTTPS certificates, as with the kubelet. `tcpSocket` succeeds when a
+connection opens. The
 kubelet connects from the node to the pod's IP, so the HTTP and TCP handlers open
 their socket inside the pod's network namespace.
 NOTE: `grpc` probes are not implemented; such a probe always fails, with a message.

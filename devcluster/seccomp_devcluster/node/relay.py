@@ -184,7 +184,7 @@ class ApiRelay:
             await asyncio.gather(*pumps, return_exceptions=True)
             for writer in writers:
                 if cut:
-                    # No TLS close_notify exchange: the peer may never answer it.
+                    # No TLS close_notify exchange, because the peer may never reply to it.
                     writer.transport.abort()
                     continue
                 writer.close()
