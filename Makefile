@@ -8,7 +8,7 @@ BPF_ARCH := $(subst aarch64,arm64,$(subst x86_64,x86,$(MACHINE)))
 BPF_DIR := operator/seccomp_recorder/recorder/bpf
 BPF_OBJ := $(BPF_DIR)/recorder.bpf.o
 
-.PHONY: all venv bpf crds lint typecheck test test-unit demo devcluster bench bench-quick clean
+.PHONY: all venv bpf crds lint typecheck test test-unit demo demo-cli devcluster bench bench-quick clean
 
 all: venv bpf
 
@@ -46,8 +46,13 @@ test: venv bpf lint typecheck
 test-unit: venv
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
 
-# Record redis-server with the command-line recorder, then enforce the profile.
+# The operator's main job on a two-node dev cluster: record redis replicas with a
+# SeccompRecording, install the profile on every node, run redis under it.
 demo: venv bpf
+	scripts/demo-cluster
+
+# Record redis-server with the command-line recorder, then enforce the profile.
+demo-cli: venv bpf
 	scripts/demo-cli
 
 # A dev cluster in the foreground (API server emulator plus NODES node stand-ins
