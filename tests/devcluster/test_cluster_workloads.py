@@ -426,3 +426,61 @@ def test_agent_like_daemonset_uses_host_paths(devcluster: DevCluster) -> None:
         assert (node.state_dir / "host" / "var/lib/seccomp-recorder").is_dir()
     assert not Path("/var/lib/seccomp-recorder").exists()
     assert not Path("/var/lib/kubelet").exists()
+
+
+KOPF_PEERING_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "kopfpeerings.kopf.dev"},
+    "spec": {"scope": "Namespaced", "group": "kopf.dev",
+             "names": {"kind": "KopfPeering", "plural": "kopfpeerings",
+                       "singular": "kopfpeering"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                 "openAPIV3Schema": {"type": "object", "properties": {"status": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
+
+
+def test_kopf_replicas_meet_through_peering(devcluster: DevCluster) -> None:
+    name = unique_name("peering")
+    extensions = kubernetes.client.ApiextensionsV1Api(devcluster.api_client())
+    custom = kubernetes.client.CustomObjectsApi(devcluster.api_client())
+    core = core_api(devcluster)
+    extensions.create_custom_resource_definition(cast(Any, KOPF_PEERING_CRD),
+                                                 _preload_content=False)
+    core.create_namespaced_config_map("default", cast(Any, {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"operator.py": KOPF_OPERATOR}}), _preload_content=False)
+    container = {
+        "name": "operator", "image": "seccomp-recorder:dev",
+        "command": ["python", "-m", "kopf", "run", "/operator/operator.py",
+                    f"--peering={name}", "--namespace=default"],
+        "securityContext": {"runAsUser": 65534, "runAsNonRoot": True,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "code", "mountPath": "/operator"}],
+    }
+    manifest = deployment(name, 2, [container])
+    manifest["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "code", "configMap": {"name": name}}]
+    try:
+        custom.create_namespaced_custom_object(
+            "kopf.dev", "v1", "default", "kopfpeerings",
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}},
+            _preload_content=False)
+        apps_api(devcluster).create_namespaced_deployment("default", cast(Any, manifest),
+                                                          _preload_content=False)
+        rollout_status(devcluster, "deployment", name)
+
+        def peers() -> list[str]:
+            found: Any = custom.get_namespaced_custom_object(
+                "kopf.dev", "v1", "default", "kopfpeerings", name, _preload_content=False)
+            return sorted((json.loads(found.data).get("status") or {}).keys())
+
+        # Each replica writes its own identity into the peering object.
+        wait_until("both replicas appear in the peering object", lambda: len(peers()) == 2)
+    finally:
+        apps_api(devcluster).delete_namespaced_deployment(name, "default",
+                                                          _preload_content=False)
+        core.delete_namespaced_config_map(name, "default", _preload_content=False)
+        extensions.delete_custom_resource_definition(KOPF_PEERING_CRD["metadata"]["name"],
+                                                     _preload_content=False)
