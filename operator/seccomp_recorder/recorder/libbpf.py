@@ -78,6 +78,7 @@ def _load_library() -> tuple[ctypes.CDLL, ctypes.CDLL]:
     _declare(lib, "bpf_object__next_program", p, p, p)
     _declare(lib, "bpf_map__name", ctypes.c_char_p, p)
     _declare(lib, "bpf_map__fd", ctypes.c_int, p)
+    _declare(lib, "bpf_map__max_entries", ctypes.c_uint32, p)
     _declare(lib, "bpf_map__initial_value", p, p, ctypes.POINTER(ctypes.c_size_t))
     _declare(lib, "bpf_map__set_pin_path", ctypes.c_int, p, ctypes.c_char_p)
     _declare(lib, "bpf_map__unpin", ctypes.c_int, p, ctypes.c_char_p)
@@ -157,6 +158,13 @@ class Map:
         self.name = name
         self.fd = fd
         self.handle = handle
+
+    @property
+    def max_entries(self) -> int:
+        """The map's capacity as loaded (max_entries), or 0 when the map has no libbpf handle."""
+        if self.handle is None:
+            return 0
+        return int(library().bpf_map__max_entries(self.handle))
 
     def keys(self, key_type: type[ctypes.Structure | ctypes.c_uint32]) -> Iterator[bytes]:
         """Yield every key's bytes. Keys deleted meanwhile are skipped, new ones may be missed."""

@@ -99,6 +99,19 @@ class ExecRecord:
     runtime_comm: str
 
 
+@dataclass(frozen=True)
+class MapUsage:
+    """Entries in a BPF map and its capacity."""
+
+    entries: int
+    max_entries: int
+
+    @property
+    def fill_ratio(self) -> float:
+        """entries / max_entries, 0 for a map without capacity."""
+        return self.entries / self.max_entries if self.max_entries else 0.0
+
+
 @dataclass
 class NamespaceRecording:
     """Everything recorded in one mount namespace.
@@ -346,6 +359,21 @@ class Recorder:
             totals[Stat(index)] = sum(values)
         return totals
 
+    def map_usage(self) -> dict[str, MapUsage]:
+        """Count the entries of the maps that fill up as tasks and namespaces come.
+
+        A full `syscall_sets` or `task_states` map loses calls (counted in `stats()`), so
+        a fill ratio near 1 warns before that happens. Counting walks every key, one
+        bpf() call each, so call it at a snapshot interval rather than per event.
+        """
+        bpf = self._bpf
+        usage = {}
+        for name, key_type in FILLING_MAPS.items():
+            bpf_map = bpf.map(name)
+            entries = sum(1 for _ in bpf_map.keys(key_type))
+            usage[name] = MapUsage(entries=entries, max_entries=bpf_map.max_entries)
+        return usage
+
     def _keys_by_namespace(self) -> Iterator[SyscallKey]:
         for raw in self._bpf.map("syscall_sets").keys(SyscallKey):
             yield SyscallKey.from_buffer_copy(raw)
@@ -429,6 +457,11 @@ class Recorder:
 BPF_FS_MAGIC = 0xCAFE4A11
 # Maps pinned for a restart; the internal .rodata is not, because it never changes.
 PINNED_MAPS = ("task_states", "syscall_sets", "odd_syscalls", "exec_infos", "events", "stats")
+# Maps whose fill `map_usage` reports, with their key types.
+FILLING_MAPS: dict[str, type[ctypes.Structure | ctypes.c_uint32]] = {
+    "syscall_sets": SyscallKey,
+    "task_states": ctypes.c_uint32,
+}
 PROGRAMS = ("record_sys_enter", "record_fork", "record_exec", "record_exit")
 
 
