@@ -37,6 +37,10 @@ def list_and_watch(list_function: Callable[..., Any], handle: EventHandler,
     `selectors` go to it unchanged (`field_selector=...`, `label_selector=...`). Listed
     objects arrive as "ADDED"; BOOKMARK events only move the resourceVersion on.
     `synced` is set once the objects of the first list have been handled.
+
+    NOTE: a list after a failed watch hands over the objects that exist, but sends no
+    DELETED event for those removed while the watch was down, so a caller's cache
+    keeps them; with the emulator's 10,000-event history this needs a long outage.
     """
     resource_version: str | None = None
     while not stopping.is_set():
