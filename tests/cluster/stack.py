@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import agent_helpers
 from agent_helpers import AgentProcess, apply_crds
 from kubernetes.client.exceptions import ApiException
 from operator_helpers import Kube, OperatorProcess, TestNamespace, unique
@@ -30,14 +30,7 @@ PATIENCE = 90.0
 
 def wait_for(description: str, condition: Callable[[], Any], patience: float = PATIENCE) -> Any:
     """Poll `condition` until it returns a true value, and return that value."""
-    deadline = time.monotonic() + patience
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {description}")
-        time.sleep(0.2)
+    return agent_helpers.wait_for(description, condition, patience)
 
 
 @contextmanager
