@@ -116,11 +116,14 @@ def run(
             results[part] = runners[part]()
             results["part_durations"][part] = round(time.monotonic() - part_clock, 1)
             logger.info("part %s took %.0f s", part, results["part_durations"][part])
-    finally:
-        if keep_work:
-            logger.info("work folder kept: %s", work_dir)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+    except BaseException:
+        # The logs of the agents, the operator and the servers are in the work folder.
+        logger.error("work folder kept for inspection: %s", work_dir)
+        raise
+    if keep_work:
+        logger.info("work folder kept: %s", work_dir)
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
     results["duration_seconds"] = round(time.monotonic() - clock, 1)
 
     path = results_path(output)

@@ -209,13 +209,13 @@ class Agent:
             log.seek(self._offset)
             return log.read().decode(errors="replace")
 
-    def wait_for_log(self, text: str, occurrences: int = 1) -> None:
-        """Wait until the agent has logged `text` `occurrences` times since its start."""
+    def wait_for_log(self, text: str, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the agent has logged `text` since its start."""
         try:
             processes.wait_until(
-                lambda: self.log().count(text) >= occurrences,
+                lambda: text in self.log(),
                 f"agent of {self.node_name} logging {text!r}",
-                START_TIMEOUT,
+                timeout,
                 process=self.process,
             )
         except BenchError as error:

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 # Seconds for a recording command line to register the process it records.
 READY_TIMEOUT = 60.0
+# Seconds for the agent to detach once its recording is gone. It keeps the recorder
+# while the calls of ended containers wait for a pod to claim them, up to its 60 s grace
+# (UNMATCHED_GRACE); on a shared machine other jobs' containers end meanwhile.
+DETACH_TIMEOUT = 180.0
 # Seconds without a new audit record after which delivery counts as finished.
 AUDIT_QUIET = 0.3
 
@@ -175,18 +179,21 @@ class AgentVariant(Variant):
     def _deactivate(self) -> None:
         agents.delete_object(self.client, "seccomprecordings", self.RECORDING)
         self._active = False
-        self.agent.wait_for_log("recorder detached on node")
+        self.agent.wait_for_log("recorder detached on node", timeout=DETACH_TIMEOUT)
 
     def stop(self) -> None:
-        # An agent stopped while recording leaves its links pinned for the next agent to
-        # resume, so the recording ends first and the agent unpins and detaches.
-        if self._active:
-            self._deactivate()
+        agents.delete_object(self.client, "seccomprecordings", self.RECORDING)
+        self._active = False
         self.agent.stop()
-        leftovers = sorted(self.agent.pin_dir.glob("link-*")) if self.agent.pin_dir.exists() else []
-        for pin in leftovers:
-            logger.warning("removing the agent's leftover pin %s", pin)
+        # An agent stopped while recording leaves its maps and links pinned for the next
+        # agent to resume; without the link pins its programs detach.
+        pins = sorted(self.agent.pin_dir.glob("*")) if self.agent.pin_dir.exists() else []
+        for pin in pins:
             pin.unlink()
+        if pins:
+            logger.info(
+                "removed %d pins the stopped agent left in %s", len(pins), self.agent.pin_dir
+            )
 
 
 class AgentIdle(AgentVariant):
