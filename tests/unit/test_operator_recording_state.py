@@ -265,3 +265,18 @@ def test_agents_attached_unknown_without_nodes() -> None:
     summary = SyncSummary(containers=(), profiles=(), all_final=False)
     step = summarize(started(), summary, generation=1, now=NOW)
     assert condition(step.status, "AgentsAttached").status is ConditionStatus.UNKNOWN
+
+
+def test_agents_attached_is_announced_once() -> None:
+    status = started().model_copy(
+        update={"agents": {"node-1": {"attached": True, "since": NOW}}}
+    )
+    status = SeccompRecordingStatus.model_validate(status.model_dump(by_alias=True))
+    summary = SyncSummary(containers=(), profiles=(), all_final=False, targeted=frozenset({"node-1"}))
+
+    first = summarize(status, summary, generation=1, now=NOW)
+    again = summarize(first.status, summary, generation=1, now=NOW)
+
+    assert [event.reason for event in first.events] == [Reason.AGENTS_ATTACHED]
+    assert not first.events[0].warning
+    assert again.events == ()

@@ -37,7 +37,7 @@ from typing import Any, Final
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from seccomp_recorder.agent import kube, paths, pods, status
+from seccomp_recorder.agent import kube, metrics, paths, pods, status
 from seccomp_recorder.agent.informers import Backoff, Informer, ObjectKey, object_key
 from seccomp_recorder.agent.paths import ProfilePathError, ProfileTree
 from seccomp_recorder.agent.resolve import ProfileRejected, resolve_profile
@@ -214,7 +214,8 @@ class ProfileInstaller:
         """Reconcile one key; on a failure that may pass, queue it again with a backoff."""
         namespace, name = key
         try:
-            self.reconcile(namespace, name)
+            with metrics.RECONCILE_DURATION.labels("profile").time():
+                self.reconcile(namespace, name)
         except (_RetryLater, ApiException, urllib3.exceptions.HTTPError, OSError) as error:
             self._retry(key, _describe_error(error))
         except ProfilePathError as error:
@@ -383,7 +384,8 @@ class ProfileInstaller:
 
     def _remove_orphan(self, namespace: str, name: str) -> None:
         """Remove a file whose profile no longer exists, unless a pod here still uses it."""
-        self._reported.pop((namespace, name), None)
+        if self._reported.pop((namespace, name), None) is not None:
+            self._count_reported()
         if not _valid_key(namespace, name):
             return
         path = self.tree.path_of(namespace, name)
@@ -432,8 +434,16 @@ class ProfileInstaller:
                 return
             raise
         self._reported[key] = (uid, report)
+        self._count_reported()
+        if report.state is NodeProfileState.ERROR:
+            metrics.INSTALL_ERRORS.labels(report.reason).inc()
         logger.debug("%s Reported %s on %s", _label(*key), report.state.value, self.node_name)
         self._post_event(profile, report)
+
+    def _count_reported(self) -> None:
+        metrics.count_profile_states(
+            {key: report.state for key, (_, report) in self._reported.items()}
+        )
 
     def _is_new(self, profile: KubeObject, report: NodeReport) -> bool:
         """Tell whether `report` differs from the status and from what was last sent."""

@@ -10,6 +10,7 @@ node's pods, of SeccompProfiles and of SeccompRecordings, and the recording side
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
@@ -19,7 +20,7 @@ from types import FrameType
 import kubernetes
 from pythonjsonlogger.json import JsonFormatter
 
-from seccomp_recorder.agent import informers, kube
+from seccomp_recorder.agent import informers, kube, metrics
 from seccomp_recorder.agent.installer import ProfileInstaller
 from seccomp_recorder.agent.recording import RecordingController
 from seccomp_recorder.agent.settings import AgentSettings, LogFormat, SettingsError, load_settings
@@ -29,6 +30,22 @@ logger = logging.getLogger(__name__)
 PROGRAM = "seccomp-recorder-agent"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(threadName)s"
+# The `[namespace/name]` prefix that the agent's log lines about an object start with.
+_OBJECT_PREFIX = re.compile(r"^\[(?P<namespace>[a-z0-9.-]+)/(?P<name>[a-z0-9.-]+)\] ")
+
+
+class ObjectFilter(logging.Filter):
+    """Copy a message's `[namespace/name]` prefix into the field `object` of JSON lines.
+
+    The operator's JSON lines (through kopf) carry the object under the same key, so one
+    query finds the lines of both processes about an object.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _OBJECT_PREFIX.match(record.getMessage())
+        if match is not None:
+            record.object = {"namespace": match["namespace"], "name": match["name"]}
+        return True
 
 
 def configure_logging(settings: AgentSettings) -> None:
@@ -36,6 +53,7 @@ def configure_logging(settings: AgentSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format is LogFormat.JSON:
         handler.setFormatter(JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level"}))
+        handler.addFilter(ObjectFilter())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
@@ -97,6 +115,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
 
+    try:
+        metrics_server = metrics.serve(settings)
+    except OSError as error:
+        logger.error(
+            "Failed to serve metrics on %s port %d: %s. Choose a free port with"
+            " SECCOMP_RECORDER_METRICS_PORT, or 0 for none",
+            settings.metrics_address, settings.metrics_port, error,
+        )
+        api.close()
+        return 1
+    if metrics_server is not None:
+        logger.info(
+            "Serving metrics on http://%s:%d/metrics", settings.metrics_address,
+            settings.metrics_port,
+        )
+
     stopping = threading.Event()
     received: list[str] = []
 
@@ -118,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("Stopping on %s", received[0])
     finally:
         agent.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     return 0
 
 

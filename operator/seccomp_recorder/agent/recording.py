@@ -28,6 +28,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from seccomp_recorder import atomicfile
+from seccomp_recorder.agent import metrics, status
 from seccomp_recorder.agent.containers import (
     PodContainer,
     container_id_in,
@@ -42,15 +43,17 @@ from seccomp_recorder.agent.kube import (
     RECORDINGS,
     VERSION,
     ApiClients,
+    event_body,
     now_rfc3339,
     patch_status,
+    post_event,
 )
 from seccomp_recorder.agent.selection import Recording, parse_recordings, result_body, selects
 from seccomp_recorder.agent.settings import AgentSettings
 from seccomp_recorder.models.profile import Architecture
 from seccomp_recorder.recorder.analysis import container_syscalls
 from seccomp_recorder.recorder.errors import RecorderError
-from seccomp_recorder.recorder.maps import EventType
+from seccomp_recorder.recorder.maps import Event, EventType, Stat
 from seccomp_recorder.recorder.recorder import (
     Mode,
     NamespaceRecording,
@@ -164,6 +167,10 @@ class RecordingController:
         self._dirty = False
         # Recordings (by uid) told that this node's recorder is attached.
         self._attach_reported: set[str] = set()
+        # The loss counters last logged, so each change is logged once.
+        self._reported_losses: dict[Stat, int] = {}
+        # Warning Events posted, by (recording uid, reason, message), so none is repeated.
+        self._posted: set[tuple[str, str, str]] = set()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -194,19 +201,35 @@ class RecordingController:
             self._save()
             self.recorder.close()
             self.recorder = None
+            metrics.clear_recorder_gauges()
 
     def step(self) -> None:
         """Do one round of work: attach or detach, read events, sweep, snapshot, report."""
         recordings = parse_recordings(self.recordings.objects())
         active = [recording for recording in recordings if recording.active]
+        metrics.ACTIVE_RECORDINGS.set(len(active))
 
         if active and self.recorder is None and time.monotonic() >= self._next_attach:
-            self._attach()
+            failure = self._attach()
+            if failure is not None:
+                self._post_once(
+                    active, status.RECORDER_ATTACH_FAILED,
+                    f"the recorder cannot attach, so no container on this node is recorded:"
+                    f" {failure}", warning=True,
+                )
         if self.recorder is None:
             self._stopping.wait(0.5)
             return
 
-        for event in self.recorder.poll_events(EVENT_POLL_MS):
+        events = self.recorder.poll_events(EVENT_POLL_MS)
+        # The round is timed from here, so the wait for events is left out.
+        with metrics.RECONCILE_DURATION.labels("recording").time():
+            self._work(events, recordings, active)
+
+    def _work(self, events: list[Event], recordings: list[Recording], active: list[Recording]) -> None:
+        """Handle the kernel's events, then sweep, snapshot and report as they are due."""
+        assert self.recorder is not None
+        for event in events:
             self._on_event(event.type, event.mntns, event.pid, event.cgroup.decode(errors="replace"))
 
         now = time.monotonic()
@@ -217,6 +240,7 @@ class RecordingController:
         self._report_finished(containers, recordings)
         if now >= self._next_snapshot:
             self._snapshot_running(containers, recordings)
+            self._read_recorder_metrics(active)
             self._next_snapshot = now + self.settings.snapshot_interval
         self._finalize_stopped(containers, recordings)
 
@@ -252,8 +276,43 @@ class RecordingController:
                 "[%s/%s] reported the recorder of node %s attached",
                 recording.namespace, recording.name, node,
             )
+            self._post(
+                recording, status.RECORDER_ATTACHED,
+                "the recorder is attached: containers started from now on are recorded from"
+                " their first syscall", warning=False,
+            )
 
-    def _attach(self) -> None:
+    def _post(self, recording: Recording, reason: str, message: str, *, warning: bool) -> None:
+        """Post an Event about `recording`; a failure is logged, because Events are informational."""
+        involved = self.recordings.get(recording.namespace, recording.name)
+        if involved is None:
+            return
+        node = self.settings.node_name
+        body = event_body(
+            involved, reason=reason, message=status.truncate(f"{message} (node {node})"),
+            warning=warning, node_name=node,
+        )
+        try:
+            post_event(self.api, body)
+        except ApiException as error:
+            logger.warning(
+                "[%s/%s] failed to post Event %s: %s",
+                recording.namespace, recording.name, reason, _reason(error),
+            )
+
+    def _post_once(
+        self, recordings: list[Recording], reason: str, message: str, *, warning: bool
+    ) -> None:
+        """Post an Event about each recording, unless the same one was posted about it before."""
+        for recording in recordings:
+            key = (recording.uid, reason, message)
+            if key in self._posted:
+                continue
+            self._posted.add(key)
+            self._post(recording, reason, message, warning=warning)
+
+    def _attach(self) -> str | None:
+        """Load and attach the recorder, or resume it from its pins; return why it failed."""
         recorder = Recorder(
             Mode.ALL_CONTAINERS, host_mntns=self.host_mntns, pin_directory=self.settings.pin_dir
         )
@@ -262,20 +321,23 @@ class RecordingController:
         except RecorderError as error:
             logger.error("cannot attach the recorder on node %s: %s", self.settings.node_name, error)
             self._next_attach = time.monotonic() + ATTACH_RETRY
-            return
+            return str(error)
         self.recorder = recorder
+        metrics.RECORDER_ATTACHED.set(1)
         if not recorder.resumed:
             # Fresh maps: whatever the state file says of namespaces is gone with the old maps.
             self.state.namespaces.clear()
             self._dirty = True
         self._learn_live_namespaces()
         logger.info("recorder attached on node %s", self.settings.node_name)
+        return None
 
     def _detach(self) -> None:
         assert self.recorder is not None
         self.recorder.unpin()
         self.recorder.close()
         self.recorder = None
+        metrics.clear_recorder_gauges()
         self._attach_reported.clear()
         self.state.namespaces.clear()
         self._dirty = True
@@ -363,6 +425,7 @@ class RecordingController:
 
     def _snapshot_running(self, containers: dict[str, PodContainer], recordings: list[Recording]) -> None:
         assert self.recorder is not None
+        selected = 0
         for mntns, namespace in list(self.state.namespaces.items()):
             container = containers.get(namespace.container_id or "")
             if container is None:
@@ -370,11 +433,35 @@ class RecordingController:
             chosen = [r for r in recordings if r.active and selects(r, container)]
             if not chosen:
                 continue
+            selected += 1
             recording = self.recorder.snapshot(mntns).get(mntns)
             if recording is None:
                 continue
             for recording_object in chosen:
                 self._report(recording_object, container, recording, final=False)
+        metrics.RECORDED_CONTAINERS.set(selected)
+
+    def _read_recorder_metrics(self, active: list[Recording]) -> None:
+        """Read the maps' fill and the loss counters from the kernel into the metrics.
+
+        New losses are logged and posted as SyscallsLost on the active recordings.
+        """
+        assert self.recorder is not None
+        for name, usage in self.recorder.map_usage().items():
+            metrics.MAP_ENTRIES.labels(name).set(usage.entries)
+            metrics.MAP_MAX_ENTRIES.labels(name).set(usage.max_entries)
+            metrics.MAP_FILL_RATIO.labels(name).set(usage.fill_ratio)
+        stats = self.recorder.stats()
+        metrics.RECORDER_LOST.update(stats)
+        if any(stats.values()) and stats != self._reported_losses:
+            self._reported_losses = dict(stats)
+            lost = ", ".join(f"{stat.name.lower()}={count}" for stat, count in stats.items() if count)
+            message = (
+                f"the recorder lost calls ({lost}), so profiles recorded now may miss calls:"
+                " record fewer containers at once on this node"
+            )
+            logger.warning("node %s: %s", self.settings.node_name, message)
+            self._post_once(active, status.SYSCALLS_LOST, message, warning=True)
 
     def _finalize_stopped(self, containers: dict[str, PodContainer], recordings: list[Recording]) -> None:
         """Send a final result for running containers of recordings that stopped."""
@@ -431,10 +518,22 @@ class RecordingController:
             sequence=sent.sequence + 1,
             final=final,
         )
-        if not self._write_result(body):
+        failure = self._write_result(body)
+        if failure is not None:
+            metrics.RESULT_WRITE_FAILURES.inc()
+            self._post_once(
+                [recording], status.RESULT_WRITE_FAILED,
+                f"the result of container {container.container} of pod {container.pod} could"
+                f" not be written, and is retried: {failure}", warning=True,
+            )
             return False
         self.state.sent[key] = Sent(sequence=sent.sequence + 1, names=names, final=final)
         self._dirty = True
+        metrics.RESULTS_WRITTEN.labels("final" if final else "snapshot").inc()
+        metrics.RESULT_SYSCALLS.observe(len(syscalls.all_names()))
+        if final:
+            for architecture, numbers in syscalls.unknown_numbers.items():
+                metrics.UNKNOWN_SYSCALLS.labels(str(architecture)).inc(len(numbers))
         logger.info(
             "[%s/%s] %s result %d for container %s of pod %s: %d syscalls",
             recording.namespace,
@@ -469,25 +568,26 @@ class RecordingController:
                 return context.get("allowPrivilegeEscalation") is False
         return False
 
-    def _write_result(self, body: dict[str, Any]) -> bool:
+    def _write_result(self, body: dict[str, Any]) -> str | None:
+        """Create or update a result; return None when written, else the API's reason."""
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         custom = self.api.custom
         try:
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RECORDING_RESULTS, body)
-            return True
+            return None
         except ApiException as error:
             if error.status != 409:
                 logger.error("[%s/%s] cannot create the recording result: %s", namespace, name, _reason(error))
-                return False
+                return _reason(error)
         try:
             custom.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, RECORDING_RESULTS, name, {"spec": body["spec"]}
             )
-            return True
+            return None
         except ApiException as error:
             logger.error("[%s/%s] cannot update the recording result: %s", namespace, name, _reason(error))
-            return False
+            return _reason(error)
 
 
 def _reason(error: ApiException) -> str:

@@ -11,6 +11,7 @@ came from, so the agent stops before it touches the API server or the node.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import re
@@ -29,6 +30,7 @@ DEFAULT_STATE_DIR: Final = Path("/var/lib/seccomp-recorder")
 DEFAULT_BPFFS_ROOT: Final = Path("/sys/fs/bpf/seccomp-recorder")
 DEFAULT_SNAPSHOT_INTERVAL: Final = 10.0  # seconds
 DEFAULT_METRICS_PORT: Final = 0  # 0 serves no metrics
+DEFAULT_METRICS_ADDRESS: Final = "0.0.0.0"
 
 # Node names are DNS subdomains (RFC 1123), as Kubernetes requires for Node objects. The
 # check also keeps a node name from adding path components to the pin directory.
@@ -69,8 +71,10 @@ class AgentSettings:
     kubeconfig: Path | None = None
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
-    # NOTE: nothing serves metrics yet; the port is parsed so that manifests can set it.
+    # Port for Prometheus metrics at /metrics, 0 for none.
     metrics_port: int = DEFAULT_METRICS_PORT
+    # Address the metrics server listens on; the DaemonSet sets the pod IP.
+    metrics_address: str = DEFAULT_METRICS_ADDRESS
 
     @property
     def seccomp_root(self) -> Path:
@@ -126,6 +130,16 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise ValueError(f"invalid port {text!r}: use a whole number from 0 to 65535")
     return value
+
+
+def _address(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(
+            f"invalid address {text!r}: use an IP address such as 0.0.0.0 or 127.0.0.1"
+        ) from None
+    return text
 
 
 def _log_level(text: str) -> str:
@@ -193,7 +207,12 @@ _OPTIONS: Final = (
     _Option(
         "metrics_port",
         _port,
-        "port for Prometheus metrics, 0 for none (default 0; not served yet)",
+        "port for Prometheus metrics at /metrics, 0 for none (default 0)",
+    ),
+    _Option(
+        "metrics_address",
+        _address,
+        f"IP address the metrics server listens on (default {DEFAULT_METRICS_ADDRESS})",
     ),
 )
 

@@ -25,6 +25,12 @@ PROFILE_REMOVED: Final = "ProfileRemoved"
 
 WARNING_REASONS: Final = frozenset({PROFILE_INSTALL_FAILED, PROFILE_INVALID, BASE_PROFILE_NOT_FOUND})
 
+# Event reasons of the recording side, about SeccompRecordings, per node.
+RECORDER_ATTACHED: Final = "RecorderAttached"
+RECORDER_ATTACH_FAILED: Final = "RecorderAttachFailed"
+RESULT_WRITE_FAILED: Final = "ResultWriteFailed"
+SYSCALLS_LOST: Final = "SyscallsLost"
+
 # Maximum length of a message in a status entry or an Event, in characters. Longer ones are
 # cut, and every problem is also logged in full.
 MAX_MESSAGE_LENGTH: Final = 4000

@@ -70,7 +70,31 @@ def build_agent_daemonset(settings: OperatorSettings) -> dict[str, Any]:
     return manifest
 
 
+def _metrics_environment(settings: OperatorSettings) -> list[dict[str, Any]]:
+    """Build the agent's metrics settings: the port, served on the pod IP only."""
+    if settings.agent_metrics_port == 0:
+        return []
+    return [
+        {"name": "SECCOMP_RECORDER_METRICS_PORT", "value": str(settings.agent_metrics_port)},
+        {
+            "name": "SECCOMP_RECORDER_METRICS_ADDRESS",
+            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+        },
+    ]
+
+
 def _agent_container(settings: OperatorSettings, seccomp_dir: str) -> dict[str, Any]:
+    container = _agent_container_base(settings, seccomp_dir)
+    if settings.agent_metrics_port != 0:
+        # Only with a port: the API server drops an empty list, and `needs_update` would
+        # then see a difference at every start.
+        container["ports"] = [
+            {"name": "metrics", "containerPort": settings.agent_metrics_port, "protocol": "TCP"}
+        ]
+    return container
+
+
+def _agent_container_base(settings: OperatorSettings, seccomp_dir: str) -> dict[str, Any]:
     return {
         "name": CONTAINER_NAME,
         "image": settings.agent_image,
@@ -91,6 +115,7 @@ def _agent_container(settings: OperatorSettings, seccomp_dir: str) -> dict[str, 
             },
             {"name": "SECCOMP_RECORDER_LOG_LEVEL", "value": settings.log_level},
             {"name": "SECCOMP_RECORDER_LOG_FORMAT", "value": settings.log_format.value},
+            *_metrics_environment(settings),
         ],
         "resources": {key: dict(value) for key, value in settings.agent_resources.items()},
         "securityContext": {

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     RECORDING_STOPPED = "RecordingStopped"
     RECORDING_COMPLETED = "RecordingCompleted"
     RECORDING_FAILED = "RecordingFailed"
+    AGENTS_ATTACHED = "AgentsAttached"
     FINAL_RESULTS_TIMED_OUT = "FinalResultsTimedOut"
     RESULT_INVALID = "ResultInvalid"
     UNKNOWN_SYSCALLS = "UnknownSyscalls"

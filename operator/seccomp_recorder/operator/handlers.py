@@ -34,7 +34,7 @@ from seccomp_recorder.models.recording import (
     SeccompRecordingSpec,
     SeccompRecordingStatus,
 )
-from seccomp_recorder.operator import events, recording_sync
+from seccomp_recorder.operator import events, metrics, recording_sync
 from seccomp_recorder.operator.agent_deploy import DeployOutcome, ensure_agent_daemonset
 from seccomp_recorder.operator.daemonset import NAME as DAEMONSET_NAME
 from seccomp_recorder.operator.events import Reason
@@ -48,7 +48,6 @@ from seccomp_recorder.operator.kube import (
     ConflictError,
     describe_error,
 )
-from seccomp_recorder.operator.metrics import SYNC_FAILURES
 from seccomp_recorder.operator.profile_status import (
     NodeInfo,
     ProfileView,
@@ -119,7 +118,8 @@ def deploy_agent(memo: Runtime, retry: int, logger: Logger, **_: Any) -> None:
         "metadata": {"name": DAEMONSET_NAME, "namespace": settings.namespace},
     }
     try:
-        outcome, daemonset = ensure_agent_daemonset(memo.api, settings)
+        with metrics.RECONCILE_DURATION.labels("agent_deploy").time():
+            outcome, daemonset = ensure_agent_daemonset(memo.api, settings)
     except (ApiException, ConflictError) as error:
         message = (
             f"deploying the agent DaemonSet {settings.namespace}/{DAEMONSET_NAME} failed:"
@@ -181,8 +181,21 @@ def reconcile_recording(
 ) -> None:
     """Start, stop or leave the recording as its spec requests, then wake its sync loop."""
     namespace = _in_namespace(namespace)
-    recording_sync.apply_lifecycle(memo.api, namespace, name, logger)
+    with metrics.RECONCILE_DURATION.labels("recording_lifecycle").time():
+        recording_sync.apply_lifecycle(memo.api, namespace, name, logger)
     memo.wakeups.wake(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, RECORDINGS)
+def count_recording(
+    event: kopf.RawEvent, status: kopf.Status, namespace: str | None, name: str, **_: Any
+) -> None:
+    """Keep the recording's phase and container states for the metrics."""
+    namespace = _in_namespace(namespace)
+    if event.get("type") == "DELETED":
+        metrics.OBJECTS.forget_recording(namespace, name)
+    else:
+        metrics.OBJECTS.observe_recording(namespace, name, status)
 
 
 def _runs_with_duration(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
@@ -208,7 +221,8 @@ def stop_after_duration(
     if deadline is None or _now() < deadline:
         return
     namespace = _in_namespace(namespace)
-    recording_sync.apply_lifecycle(memo.api, namespace, name, logger)
+    with metrics.RECONCILE_DURATION.labels("recording_lifecycle").time():
+        recording_sync.apply_lifecycle(memo.api, namespace, name, logger)
     memo.wakeups.wake(namespace, name)
 
 
@@ -225,14 +239,15 @@ async def sync_profiles(
         while not stopped:
             try:
                 targeted = _targeted(memo, kwargs["node_index"])
-                outcome = await asyncio.to_thread(
-                    functools.partial(
-                        recording_sync.sync_recording, memo.api, memo.settings, namespace, name,
-                        memory, logger, targeted=targeted,
+                with metrics.RECONCILE_DURATION.labels("recording_sync").time():
+                    outcome = await asyncio.to_thread(
+                        functools.partial(
+                            recording_sync.sync_recording, memo.api, memo.settings, namespace,
+                            name, memory, logger, targeted=targeted,
+                        )
                     )
-                )
             except (ApiException, ConflictError) as error:
-                SYNC_FAILURES.inc()
+                metrics.SYNC_FAILURES.inc()
                 logger.error("Syncing the profiles failed, retrying in %g s: %s",
                              SYNC_RETRY_DELAY, describe_error(error))
                 delay = SYNC_RETRY_DELAY
@@ -251,7 +266,8 @@ def finalize_recording(
 ) -> None:
     """Stop the recording, wait (bounded) for final results, then finalize its profiles."""
     namespace = _in_namespace(namespace)
-    recording_sync.apply_lifecycle(memo.api, namespace, name, logger)
+    with metrics.RECONCILE_DURATION.labels("recording_lifecycle").time():
+        recording_sync.apply_lifecycle(memo.api, namespace, name, logger)
     delay, pending = recording_sync.deletion_wait(memo.api, memo.settings, namespace, name)
     if delay is not None:
         listed = ", ".join(pending[:5]) + (" and more" if len(pending) > 5 else "")
@@ -296,12 +312,13 @@ def _targeted(memo: Runtime, nodes: kopf.Index[str, NodeInfo]) -> frozenset[str]
 def _refresh_profile_status(
     body: kopf.Body, patch: kopf.Patch, memo: Runtime, nodes: kopf.Index[str, NodeInfo]
 ) -> None:
-    profile = ProfileView.from_body(body)
-    status = compute_status(profile, _targeted(memo, nodes), now=_now())
-    changes = status_patch(body.get("status") or {}, status)
-    if changes:
-        patch.status.update(changes)
-        events.post(body, status_events(profile.status, status, generation=profile.generation))
+    with metrics.RECONCILE_DURATION.labels("profile_status").time():
+        profile = ProfileView.from_body(body)
+        status = compute_status(profile, _targeted(memo, nodes), now=_now())
+        changes = status_patch(body.get("status") or {}, status)
+        if changes:
+            patch.status.update(changes)
+            events.post(body, status_events(profile.status, status, generation=profile.generation))
 
 
 @kopf.on.event(GROUP, VERSION, PROFILES)
@@ -309,8 +326,12 @@ def update_profile_status(
     event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: Runtime, **kwargs: Any
 ) -> None:
     """Recompute the profile's status from its spec and the agents' node entries."""
+    metadata = body.get("metadata") or {}
+    key = (metadata.get("namespace", ""), metadata.get("name", ""))
     if event.get("type") == "DELETED":
+        metrics.OBJECTS.forget_profile(*key)
         return
+    metrics.OBJECTS.observe_profile(*key, body.get("status") or {})
     _refresh_profile_status(body, patch, memo, kwargs["node_index"])
 
 
@@ -326,8 +347,9 @@ def release_profile(
 ) -> None:
     """Hold a deleted profile until every node that still exists removed its file."""
     nodes: kopf.Index[str, NodeInfo] = kwargs["node_index"]
-    profile = ProfileView.from_body(body)
-    blockers = deletion_blockers(profile.status, set(nodes))
+    with metrics.RECONCILE_DURATION.labels("profile_release").time():
+        profile = ProfileView.from_body(body)
+        blockers = deletion_blockers(profile.status, set(nodes))
     if profile.status.phase != "Terminating":
         patch.status["phase"] = "Terminating"
     if blockers:

@@ -28,7 +28,7 @@ from seccomp_recorder.models.recording import (
     SeccompRecordingStatus,
 )
 from seccomp_recorder.models.selectors import format_selector
-from seccomp_recorder.operator.conditions import condition_is, set_condition
+from seccomp_recorder.operator.conditions import condition_is, find_condition, set_condition
 from seccomp_recorder.operator.events import EventToPost, Reason
 from seccomp_recorder.operator.merging import ProfilePlan
 
@@ -255,10 +255,17 @@ def summarize(
         )
         return Transition(failed, (EventToPost(Reason.RECORDING_FAILED, message, warning=True),))
 
+    announcements: list[EventToPost] = []
     if status.phase is RecordingPhase.RECORDING:
+        was_attached = condition_is(
+            status.conditions, RecordingConditionType.AGENTS_ATTACHED, ConditionStatus.TRUE
+        )
         _report_agents(conditions, status, summary.targeted)
         status = conditions.apply()
         conditions = _Conditions(status, now=now, generation=generation)
+        attached = find_condition(status.conditions, RecordingConditionType.AGENTS_ATTACHED)
+        if not was_attached and attached is not None and attached.status is ConditionStatus.TRUE:
+            announcements.append(EventToPost(Reason.AGENTS_ATTACHED, attached.message))
 
     completed = (
         status.phase is RecordingPhase.COMPLETED
@@ -268,7 +275,7 @@ def summarize(
         )
     )
     if not completed:
-        return Transition(status)
+        return Transition(status, tuple(announcements))
     count = len(summary.profiles)
     message = f"{count} profile{'' if count == 1 else 's'} final: {', '.join(summary.profiles)}"
     if not summary.profiles:
@@ -277,7 +284,8 @@ def summarize(
         RecordingConditionType.COMPLETED, ConditionStatus.TRUE, ConditionReason.PROFILES_FINAL,
         message,
     )
-    return Transition(conditions.apply(), (EventToPost(Reason.RECORDING_COMPLETED, message),))
+    announcements.append(EventToPost(Reason.RECORDING_COMPLETED, message))
+    return Transition(conditions.apply(), tuple(announcements))
 
 
 def _report_agents(

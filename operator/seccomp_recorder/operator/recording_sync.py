@@ -28,6 +28,7 @@ from seccomp_recorder.models.formats import kubernetes_document
 from seccomp_recorder.models.names import RECORDING_LABEL, label_value
 from seccomp_recorder.models.profile import ObjectMeta, SeccompProfile, SeccompProfileSpec
 from seccomp_recorder.models.recording import (
+    ContainerRecordingState,
     ProfileTemplate,
     RecordingPhase,
     SeccompRecordingSpec,
@@ -193,6 +194,7 @@ class SyncMemory:
     reported_invalid: set[tuple[str, str]] = field(default_factory=set)
     reported_unknown: dict[str, str] = field(default_factory=dict)
     reported_conflicts: set[str] = field(default_factory=set)
+    reported_timeout: bool = False
 
 
 @dataclass(frozen=True)
@@ -344,8 +346,22 @@ def sync_recording(
     if stopped_at is not None and not timed_out and not finalize and not all_final:
         delays.append(timeout - (now - stopped_at).total_seconds())
 
+    containers = recorded_containers(plan.profiles, written=written, timed_out=timed_out)
+    late = [c for c in containers if c.state is ContainerRecordingState.FAILED]
+    if late and not memory.reported_timeout:
+        memory.reported_timeout = True
+        listed = ", ".join(f"{c.pod}/{c.container}" for c in late[:5])
+        more = f" and {len(late) - 5} more" if len(late) > 5 else ""
+        message = (
+            f"no final result came from {len(late)} containers within {timeout:g} s after the"
+            f" recording stopped ({listed}{more}); their profiles keep the calls of their last"
+            " snapshots, so check that the agents on their nodes run"
+        )
+        logger.warning("%s.", message)
+        events.post_warning(view.body, Reason.FINAL_RESULTS_TIMED_OUT, message)
+
     summary = SyncSummary(
-        containers=recorded_containers(plan.profiles, written=written, timed_out=timed_out),
+        containers=containers,
         profiles=tuple(written),
         all_final=all_final,
         problems=tuple(problems),

@@ -106,6 +106,8 @@ class OperatorSettings:
     metrics_port: int = DEFAULT_METRICS_PORT
     # Address the metrics server listens on.
     metrics_address: str = DEFAULT_METRICS_ADDRESS
+    # Port for the agents' Prometheus metrics, served on each agent pod's IP; 0 for none.
+    agent_metrics_port: int = DEFAULT_METRICS_PORT
 
 
 def _dns_label(text: str) -> str:
@@ -269,6 +271,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "log_format": _log_format,
     "metrics_port": _port,
     "metrics_address": _address,
+    "agent_metrics_port": _port,
 }
 _REQUIRED: Final = frozenset({"agent_image"})
 
