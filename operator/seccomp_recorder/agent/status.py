@@ -31,6 +31,15 @@ RECORDER_ATTACH_FAILED: Final = "RecorderAttachFailed"
 RESULT_WRITE_FAILED: Final = "ResultWriteFailed"
 SYSCALLS_LOST: Final = "SyscallsLost"
 
+# Every reason the agent posts: about SeccompProfiles, then about SeccompRecordings.
+PROFILE_REASONS: Final = (
+    PROFILE_INSTALLED, PROFILE_INSTALL_FAILED, PROFILE_INVALID, BASE_PROFILE_NOT_FOUND,
+    PROFILE_IN_USE, PROFILE_REMOVED,
+)
+RECORDING_REASONS: Final = (
+    RECORDER_ATTACHED, RECORDER_ATTACH_FAILED, RESULT_WRITE_FAILED, SYSCALLS_LOST,
+)
+
 # Maximum length of a message in a status entry or an Event, in characters. Longer ones are
 # cut, and every problem is also logged in full.
 MAX_MESSAGE_LENGTH: Final = 4000
