@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from seccomp_recorder import __version__
-from seccomp_recorder.cli import convert, record, run, validate
+from seccomp_recorder.cli import convert, diff, record, run, validate
 
-SUBCOMMANDS = (record, run, convert, validate)
+SUBCOMMANDS = (record, run, convert, validate, diff)
 
 
 def build_parser() -> argparse.ArgumentParser:
