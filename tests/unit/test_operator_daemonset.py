@@ -139,3 +139,10 @@ def test_extra_list_item_needs_update() -> None:
     live = copy.deepcopy(desired)
     live["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "X", "value": "1"})
     assert needs_update(live, desired)
+
+
+def test_bpffs_path_is_mounted_at_sys_fs_bpf() -> None:
+    default = mounts(build_agent_daemonset(settings()))["/sys/fs/bpf"]
+    assert default["volume"]["hostPath"] == {"path": "/sys/fs/bpf", "type": "Directory"}
+    moved = mounts(build_agent_daemonset(settings(AGENT_BPFFS_PATH="/run/bpf")))["/sys/fs/bpf"]
+    assert moved["volume"]["hostPath"] == {"path": "/run/bpf", "type": "Directory"}

@@ -10,7 +10,12 @@ import sys
 import kopf
 import pytest
 
-from seccomp_recorder.operator.main import build_kopf_settings, configure_logging, main
+from seccomp_recorder.operator.main import (
+    build_kopf_settings,
+    configure_logging,
+    liveness_endpoint,
+    main,
+)
 from seccomp_recorder.operator.settings import load_settings
 
 IMAGE = "registry.example.com/seccomp-recorder:0.1.0"
@@ -77,3 +82,44 @@ def test_json_log_format_writes_json_lines(capsys: pytest.CaptureFixture[str]) -
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [line["message"] for line in lines] == ["a warning"]
     assert lines[0]["severity"] == "warn"
+
+
+def test_kopf_runs_standalone_without_peering_name() -> None:
+    settings = build_kopf_settings(load_settings({"SECCOMP_RECORDER_AGENT_IMAGE": IMAGE}))
+    assert settings.peering.standalone is True
+
+
+def test_peering_name_makes_peering_mandatory() -> None:
+    settings = build_kopf_settings(
+        load_settings({
+            "SECCOMP_RECORDER_AGENT_IMAGE": IMAGE,
+            "SECCOMP_RECORDER_PEERING_NAME": "seccomp-recorder",
+            "SECCOMP_RECORDER_PEERING_LIFETIME": "15",
+        }),
+        started_ns=1_700_000_000_123_456_789,
+    )
+    assert settings.peering.standalone is False
+    assert settings.peering.mandatory is True
+    assert settings.peering.name == "seccomp-recorder"
+    assert settings.peering.lifetime == 15
+    assert settings.peering.priority == -1_700_000_000_123_456
+
+
+def test_earlier_replica_gets_higher_priority() -> None:
+    environ = {"SECCOMP_RECORDER_AGENT_IMAGE": IMAGE, "SECCOMP_RECORDER_PEERING_NAME": "sr"}
+    first = build_kopf_settings(load_settings(environ), started_ns=1_000_000)
+    second = build_kopf_settings(load_settings(environ), started_ns=1_001_000)
+    assert first.peering.priority > second.peering.priority
+    # kopf's --dev mode priority still pauses every replica.
+    assert 666 > first.peering.priority
+
+
+def test_liveness_endpoint_follows_health_settings() -> None:
+    def endpoint(**variables: str) -> str | None:
+        environ = {"SECCOMP_RECORDER_AGENT_IMAGE": IMAGE}
+        environ.update({f"SECCOMP_RECORDER_{key}": value for key, value in variables.items()})
+        return liveness_endpoint(load_settings(environ))
+
+    assert endpoint() is None
+    assert endpoint(HEALTH_PORT="8081") == "http://0.0.0.0:8081/healthz"
+    assert endpoint(HEALTH_PORT="8081", HEALTH_ADDRESS="::") == "http://[::]:8081/healthz"

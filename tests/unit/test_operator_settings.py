@@ -33,6 +33,10 @@ def test_defaults_need_only_the_agent_image() -> None:
     assert settings.profile_update_interval == 30.0
     assert settings.log_format is LogFormat.TEXT
     assert settings.metrics_port == 0
+    assert settings.health_port == 0
+    assert settings.peering_name is None
+    assert settings.peering_lifetime == 60
+    assert settings.agent_bpffs_path == PurePosixPath("/sys/fs/bpf")
 
 
 def test_missing_agent_image_names_the_variable() -> None:
@@ -63,6 +67,11 @@ def test_every_variable_is_parsed() -> None:
             "SECCOMP_RECORDER_LOG_FORMAT": "JSON",
             "SECCOMP_RECORDER_METRICS_PORT": "9090",
             "SECCOMP_RECORDER_METRICS_ADDRESS": "127.0.0.1",
+            "SECCOMP_RECORDER_AGENT_BPFFS_PATH": "/run/bpf",
+            "SECCOMP_RECORDER_HEALTH_PORT": "8081",
+            "SECCOMP_RECORDER_HEALTH_ADDRESS": "::",
+            "SECCOMP_RECORDER_PEERING_NAME": "seccomp-recorder",
+            "SECCOMP_RECORDER_PEERING_LIFETIME": "15",
         }
     )
     assert settings.namespace == "security"
@@ -79,6 +88,11 @@ def test_every_variable_is_parsed() -> None:
     assert settings.log_format is LogFormat.JSON
     assert settings.metrics_port == 9090
     assert settings.metrics_address == "127.0.0.1"
+    assert settings.agent_bpffs_path == PurePosixPath("/run/bpf")
+    assert settings.health_port == 8081
+    assert settings.health_address == "::"
+    assert settings.peering_name == "seccomp-recorder"
+    assert settings.peering_lifetime == 15
 
 
 @pytest.mark.parametrize(
@@ -105,6 +119,12 @@ def test_every_variable_is_parsed() -> None:
         ("METRICS_PORT", "70000", "from 0 to 65535"),
         ("METRICS_PORT", "http", "whole number"),
         ("METRICS_ADDRESS", "localhost", "IP address"),
+        ("AGENT_BPFFS_PATH", "sys/fs/bpf", "not an absolute path"),
+        ("HEALTH_PORT", "-1", "from 0 to 65535"),
+        ("HEALTH_ADDRESS", "any", "IP address"),
+        ("PEERING_NAME", "Operators", "invalid name"),
+        ("PEERING_LIFETIME", "0", "above 0"),
+        ("PEERING_LIFETIME", "1.5", "whole number"),
     ],
 )
 def test_invalid_value_names_variable_and_form(variable: str, value: str, expected: str) -> None:

@@ -46,7 +46,9 @@ def build_agent_daemonset(settings: OperatorSettings) -> dict[str, Any]:
         "containers": [_agent_container(settings, seccomp_dir)],
         "volumes": [
             _host_path_volume("seccomp", seccomp_dir, "DirectoryOrCreate"),
-            _host_path_volume("bpffs", BPFFS, "Directory"),
+            # The node's bpffs, wherever it is mounted, appears at /sys/fs/bpf in the pod,
+            # where the agent pins by default.
+            _host_path_volume("bpffs", str(settings.agent_bpffs_path), "Directory"),
             _host_path_volume("btf", KERNEL_BTF, "Directory"),
             _host_path_volume("state", STATE_DIR, "DirectoryOrCreate"),
             # The root filesystem is read only; scratch files go to memory-backed /tmp.
@@ -152,8 +154,8 @@ def _agent_container_base(settings: OperatorSettings, seccomp_dir: str) -> dict[
             # The kubelet's Localhost profile folder, at the same path as on the node;
             # the agent writes every SeccompProfile here, under seccomp-recorder/.
             {"name": "seccomp", "mountPath": seccomp_dir},
-            # The host's bpffs: pinned maps and links outlive an agent restart, so a
-            # restarted agent keeps what was recorded in between.
+            # The node's bpffs (SECCOMP_RECORDER_AGENT_BPFFS_PATH): pinned maps and links
+            # outlive an agent restart, so a restarted agent keeps what was recorded.
             {"name": "bpffs", "mountPath": BPFFS},
             # The kernel's BTF for CO-RE relocations of the eBPF program, read only.
             {"name": "btf", "mountPath": KERNEL_BTF, "readOnly": True},

@@ -1,10 +1,11 @@
 """The operator's entry point: `seccomp-recorder-operator` and `python -m seccomp_recorder.operator`.
 
 `main` loads the settings once, sets up logging, connects the API client, starts the
-metrics server when a port is set, and runs kopf with the handlers of `handlers`. kopf
-runs in standalone mode, without peering, so only one operator replica may run.
-TODO: peering for more replicas (high availability) is not built yet.
-The operator watches its resources in every namespace.
+metrics server when a port is set, and runs kopf with the handlers of `handlers`, and
+with kopf's liveness endpoint when a health port is set. Without a peering name, kopf
+runs standalone and only one replica may run. With a peering name, replicas coordinate
+through kopf peering, and one of them is active (see `peering`). The operator watches
+its resources in every namespace.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from typing import Final
 
 import kopf
 from kubernetes.config import ConfigException
 
-from seccomp_recorder.operator import handlers, metrics
+from seccomp_recorder.operator import handlers, metrics, peering
 from seccomp_recorder.operator.kube import GROUP, connect
 from seccomp_recorder.operator.settings import (
     ENV_PREFIX,
@@ -43,9 +45,18 @@ EXIT_SETTINGS: Final = 2
 EXIT_CONNECTION: Final = 1
 
 
-def build_kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
-    """Build kopf's settings: our finalizer, storage under our prefix, timeouts, Events."""
+def build_kopf_settings(
+    settings: OperatorSettings, started_ns: int | None = None
+) -> kopf.OperatorSettings:
+    """Build kopf's settings: our finalizer, storage under our prefix, timeouts, Events, peering.
+
+    `started_ns`, the replica's start in nanoseconds since the epoch (default: now), sets
+    its peering priority.
+    """
     kopf_settings = kopf.OperatorSettings()
+    peering.configure_peering(
+        kopf_settings, settings, time.time_ns() if started_ns is None else started_ns
+    )
     kopf_settings.persistence.finalizer = FINALIZER
     # Handler progress and the last handled spec go into annotations under our prefix,
     # not into the status, whose schema has no room for them.
@@ -61,6 +72,16 @@ def build_kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     kopf_settings.posting.reporting_component = "seccomp-recorder-operator"
     kopf_settings.posting.reporting_instance = socket.gethostname()
     return kopf_settings
+
+
+def liveness_endpoint(settings: OperatorSettings) -> str | None:
+    """Return the URL kopf serves its liveness endpoint at, or None without a health port."""
+    if settings.health_port == 0:
+        return None
+    host = settings.health_address
+    if ":" in host:
+        host = f"[{host}]"  # An IPv6 address, bracketed as URLs require.
+    return f"http://{host}:{settings.health_port}/healthz"
 
 
 def configure_logging(settings: OperatorSettings) -> None:
@@ -109,10 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics.serve(settings)
     memo = handlers.Runtime(settings=settings, api=api)
     logger.info("Starting the operator; the agent image is %s.", settings.agent_image)
+    if settings.peering_name is not None:
+        peering.check_peering_object(api, settings.peering_name, logger)
+    # The peering mode is in the settings; kopf.run's own peering arguments stay unset.
     kopf.run(
         settings=build_kopf_settings(settings),
-        standalone=True,
         clusterwide=True,
+        liveness_endpoint=liveness_endpoint(settings),
         memo=memo,
     )
     return 0

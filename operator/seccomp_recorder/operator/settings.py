@@ -24,6 +24,7 @@ ENV_PREFIX: Final = "SECCOMP_RECORDER_"
 DEFAULT_NAMESPACE: Final = "seccomp-recorder"
 DEFAULT_AGENT_SERVICE_ACCOUNT: Final = "seccomp-recorder-agent"
 DEFAULT_KUBELET_ROOT: Final = PurePosixPath("/var/lib/kubelet")
+DEFAULT_AGENT_BPFFS_PATH: Final = PurePosixPath("/sys/fs/bpf")
 # The agent runs on every Linux node and tolerates every taint, because a pod that
 # references a profile can only start on a node where the agent installed the file.
 DEFAULT_AGENT_TOLERATIONS: Final[tuple[dict[str, Any], ...]] = ({"operator": "Exists"},)
@@ -38,6 +39,10 @@ DEFAULT_PROFILE_UPDATE_INTERVAL: Final = 30.0  # seconds
 DEFAULT_FINAL_RESULT_TIMEOUT: Final = 60.0  # seconds
 DEFAULT_METRICS_PORT: Final = 0  # 0 serves no metrics
 DEFAULT_METRICS_ADDRESS: Final = "0.0.0.0"
+DEFAULT_HEALTH_PORT: Final = 0  # 0 serves no health endpoint
+DEFAULT_HEALTH_ADDRESS: Final = "0.0.0.0"
+# Seconds, kopf's default: a replica that sent no keep-alive for this long counts as gone.
+DEFAULT_PEERING_LIFETIME: Final = 60
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -83,6 +88,9 @@ class OperatorSettings:
     agent_service_account: str = DEFAULT_AGENT_SERVICE_ACCOUNT
     # The kubelet's root folder on the nodes. Profiles go to <kubelet root>/seccomp/.
     kubelet_root: PurePosixPath = DEFAULT_KUBELET_ROOT
+    # The bpffs folder on the nodes where the agents pin their recorders' maps and links.
+    # The agent pods see it at /sys/fs/bpf.
+    agent_bpffs_path: PurePosixPath = DEFAULT_AGENT_BPFFS_PATH
     agent_tolerations: tuple[dict[str, Any], ...] = DEFAULT_AGENT_TOLERATIONS
     # Labels a node must have to run the agent. Nodes without them get no profile files.
     agent_node_selector: dict[str, str] = field(
@@ -106,6 +114,15 @@ class OperatorSettings:
     metrics_port: int = DEFAULT_METRICS_PORT
     # Address the metrics server listens on.
     metrics_address: str = DEFAULT_METRICS_ADDRESS
+    # Port of kopf's liveness endpoint, served at /healthz, 0 for none.
+    health_port: int = DEFAULT_HEALTH_PORT
+    # Address the liveness endpoint listens on.
+    health_address: str = DEFAULT_HEALTH_ADDRESS
+    # Name of the ClusterKopfPeering object through which replicas of the operator agree
+    # that only one of them handles objects. None runs standalone, as the only replica.
+    peering_name: str | None = None
+    # Seconds after its last keep-alive that a replica counts as gone, so another resumes.
+    peering_lifetime: int = DEFAULT_PEERING_LIFETIME
     # Port for the agents' Prometheus metrics, served on each agent pod's IP; 0 for none.
     agent_metrics_port: int = DEFAULT_METRICS_PORT
 
@@ -238,6 +255,18 @@ def _address(text: str) -> str:
     return text
 
 
+def _positive_whole_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(
+            f"invalid number of seconds {text!r}: use a whole number such as 60"
+        ) from None
+    if value <= 0:
+        raise ValueError(f"invalid number of seconds {text!r}: use a whole number above 0")
+    return value
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in LOG_LEVELS:
@@ -261,6 +290,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "agent_image_pull_policy": _pull_policy,
     "agent_service_account": _dns_subdomain,
     "kubelet_root": _absolute_path,
+    "agent_bpffs_path": _absolute_path,
     "agent_tolerations": _tolerations,
     "agent_node_selector": _node_selector,
     "agent_resources": _resources,
@@ -271,6 +301,10 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "log_format": _log_format,
     "metrics_port": _port,
     "metrics_address": _address,
+    "health_port": _port,
+    "health_address": _address,
+    "peering_name": _dns_subdomain,
+    "peering_lifetime": _positive_whole_seconds,
     "agent_metrics_port": _port,
 }
 _REQUIRED: Final = frozenset({"agent_image"})
