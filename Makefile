@@ -29,9 +29,11 @@ $(BPF_OBJ): $(wildcard $(BPF_DIR)/*.c) $(wildcard $(BPF_DIR)/*.h)
 		-I/usr/include/$(MACHINE)-linux-gnu -c $(BPF_DIR)/recorder.bpf.c -o $@
 
 # The CRDs under crds/ are generated from the pydantic models: run this after changing
-# a model and commit the result (a unit test fails while they differ).
+# a model and commit the result (a unit test fails while they differ). The Helm chart
+# keeps identical copies, because a chart cannot read files outside its folder.
 crds: venv
 	$(PY) -m seccomp_recorder.models.crds --write crds/
+	$(PY) -m seccomp_recorder.models.crds --write charts/seccomp-recorder/crds/
 
 lint: venv
 	$(PY) -m ruff check operator devcluster bench tests
