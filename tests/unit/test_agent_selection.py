@@ -11,6 +11,7 @@ from seccomp_recorder.agent.containers import (
     container_id_in,
     index_containers,
     pod_containers,
+    pod_uid_in,
     split_container_id,
 )
 from seccomp_recorder.agent.selection import is_active, parse_recordings, result_body, selects
@@ -163,3 +164,25 @@ def test_result_body_is_a_valid_result() -> None:
     assert result.spec.filter_point == "seccomp-filter/crun/no-new-privileges"
     assert result.spec.final
     assert result.metadata.labels["seccomp-recorder.io/recording"] == "web"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (
+            f"/seccomp-devcluster/node-1/pod0c1e0a20-72f5-44be-adef-18ab31485a6a/{ID_A}",
+            "0c1e0a20-72f5-44be-adef-18ab31485a6a",
+        ),
+        (
+            (
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+                f"0c1e0a20_72f5_44be_adef_18ab31485a6a.slice/cri-containerd-{ID_A}.scope"
+            ),
+            "0c1e0a20-72f5-44be-adef-18ab31485a6a",
+        ),
+        (f"/{ID_A}", None),
+    ],
+    ids=["cgroupfs", "systemd", "no pod"],
+)
+def test_pod_uid_in_cgroup_paths(path: str, expected: str | None) -> None:
+    assert pod_uid_in(path) == expected

@@ -29,11 +29,24 @@ def container_id_in(text: str) -> str | None:
     return found[-1] if found else None
 
 
-def container_id_of_process(pid: int, proc: Path = PROC) -> str | None:
-    """Return the container id of a process from /proc/PID/cgroup, or None when it has none.
+# A pod's cgroup, as the kubelet names it: `pod<uid>` (cgroupfs driver) or
+# `...-pod<uid with underscores>.slice` (systemd driver).
+POD_UID = re.compile(
+    r"pod([0-9a-f]{8})[-_]([0-9a-f]{4})[-_]([0-9a-f]{4})[-_]([0-9a-f]{4})[-_]([0-9a-f]{12})"
+)
+
+
+def pod_uid_in(text: str) -> str | None:
+    """Return the pod UID in a cgroup path, with dashes, or None when the path has none."""
+    found = POD_UID.findall(text)
+    return "-".join(found[-1]) if found else None
+
+
+def cgroup_path_of_process(pid: int, proc: Path = PROC) -> str | None:
+    """Return the cgroup path of a process that names a container, preferring cgroup v2.
 
     Lines of every hierarchy are read and the unified one (`0::`) is preferred; on
-    hybrid hosts the v1 controllers carry the same id.
+    hybrid hosts the v1 controllers carry the same path.
     """
     try:
         lines = (proc / str(pid) / "cgroup").read_text().splitlines()
@@ -41,10 +54,15 @@ def container_id_of_process(pid: int, proc: Path = PROC) -> str | None:
         return None
     unified = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
     for path in [*unified, *(line.split(":", 2)[-1] for line in lines)]:
-        found = container_id_in(path)
-        if found is not None:
-            return found
+        if container_id_in(path) is not None:
+            return path
     return None
+
+
+def container_id_of_process(pid: int, proc: Path = PROC) -> str | None:
+    """Return the container id of a process from /proc/PID/cgroup, or None when it has none."""
+    path = cgroup_path_of_process(pid, proc)
+    return None if path is None else container_id_in(path)
 
 
 def live_mount_namespaces(proc: Path = PROC) -> dict[int, int]:

@@ -31,10 +31,11 @@ from seccomp_recorder import atomicfile
 from seccomp_recorder.agent import metrics, status
 from seccomp_recorder.agent.containers import (
     PodContainer,
+    cgroup_path_of_process,
     container_id_in,
-    container_id_of_process,
     index_containers,
     live_mount_namespaces,
+    pod_uid_in,
 )
 from seccomp_recorder.agent.informers import Informer
 from seccomp_recorder.agent.kube import (
@@ -89,6 +90,8 @@ class Namespace:
 
     container_id: str | None = None
     pid: int = 0
+    # The pod UID in the container's cgroup path, when the path was read from /proc.
+    pod_uid: str | None = None
 
 
 @dataclass
@@ -356,9 +359,12 @@ class RecordingController:
         """Map the namespaces of processes that already run, which sent no event to us."""
         for mntns, pid in live_mount_namespaces().items():
             if mntns != self.host_mntns and mntns not in self.state.namespaces:
-                self._map(mntns, pid, container_id_of_process(pid))
+                self._map(mntns, pid, cgroup_path_of_process(pid) or "")
 
-    def _map(self, mntns: int, pid: int, container_id: str | None) -> None:
+    def _map(self, mntns: int, pid: int, cgroup: str) -> None:
+        """Remember which container (and pod) a namespace belongs to, from a cgroup path or name."""
+        container_id = container_id_in(cgroup)
+        pod_uid = pod_uid_in(cgroup)
         known = self.state.namespaces.get(mntns)
         if known is not None and container_id is not None and known.container_id not in (None, container_id):
             # The kernel reused the inode of an ended namespace for a new container.
@@ -366,18 +372,25 @@ class RecordingController:
             self._collect(mntns)
             known = None
         if known is None:
-            self.state.namespaces[mntns] = Namespace(container_id=container_id, pid=pid)
+            self.state.namespaces[mntns] = Namespace(
+                container_id=container_id, pid=pid, pod_uid=pod_uid
+            )
             self._dirty = True
-        elif known.container_id is None and container_id is not None:
+            return
+        if known.container_id is None and container_id is not None:
             known.container_id = container_id
+            self._dirty = True
+        if known.pod_uid is None and pod_uid is not None:
+            known.pod_uid = pod_uid
             self._dirty = True
 
     def _on_event(self, kind: int, mntns: int, pid: int, cgroup: str) -> None:
         if kind == EventType.CONTAINER_EXITED:
             self._collect(mntns)
             return
-        container_id = container_id_in(cgroup) or container_id_of_process(pid)
-        self._map(mntns, pid, container_id)
+        # The full path from /proc also names the pod; the event's name is the fallback
+        # for a process that is already gone.
+        self._map(mntns, pid, cgroup_path_of_process(pid) or cgroup)
 
     def _sweep(self) -> None:
         """Collect every recorded namespace that no process uses any more."""
@@ -397,9 +410,15 @@ class RecordingController:
             return
         if not recording.numbers and recording.exec_record is None:
             return
+        if namespace.pod_uid is not None and namespace.pod_uid not in self._pod_uids():
+            # Another node's pod, or a container no kubelet started: nothing to report.
+            return
         self._finished[mntns] = Finished(
             recording, namespace.container_id, time.monotonic() + UNMATCHED_GRACE
         )
+
+    def _pod_uids(self) -> set[str]:
+        return {(pod.get("metadata") or {}).get("uid", "") for pod in self.pods.objects()}
 
     # -- reporting --------------------------------------------------------------------------
 
