@@ -8,7 +8,7 @@ BPF_ARCH := $(subst aarch64,arm64,$(subst x86_64,x86,$(MACHINE)))
 BPF_DIR := operator/seccomp_recorder/recorder/bpf
 BPF_OBJ := $(BPF_DIR)/recorder.bpf.o
 
-.PHONY: all venv bpf crds lint typecheck test test-unit demo demo-cli devcluster bench bench-quick clean
+.PHONY: all venv bpf crds reference docs-check lint typecheck test test-unit demo demo-cli devcluster bench bench-quick clean
 
 all: venv bpf
 
@@ -34,6 +34,16 @@ $(BPF_OBJ): $(wildcard $(BPF_DIR)/*.c) $(wildcard $(BPF_DIR)/*.h)
 crds: venv
 	$(PY) -m seccomp_recorder.models.crds --write crds/
 	$(PY) -m seccomp_recorder.models.crds --write charts/seccomp-recorder/crds/
+
+# docs/reference.md is generated from the same models: run this after changing a model and
+# commit the result (a unit test fails while it differs).
+reference: venv
+	$(PY) -m seccomp_recorder.models.reference --write docs/reference.md
+
+# Run or check every shell command under docs/, as the marker before each block says
+# (see docs/README.md). `make test` runs the same tests with the rest of the suite.
+docs-check: venv bpf
+	$(PY) -m pytest -ra tests/docs $(PYTEST_ARGS)
 
 lint: venv
 	$(PY) -m ruff check operator devcluster bench tests
