@@ -278,12 +278,7 @@ class Recorder:
 
     def _prepare_pins(self, bpf: libbpf.Object, directory: Path) -> None:
         """Point every map at its pin, and find out whether a previous agent left them."""
-        if not _on_bpf_filesystem(directory.parent if not directory.exists() else directory):
-            raise OSError(
-                errno.EINVAL,
-                f"pin directory {directory} is not on a BPF filesystem: mount one there "
-                "(mount -t bpf bpf /sys/fs/bpf) or choose another directory",
-            )
+        check_pin_directory(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name in PINNED_MAPS:
             bpf.set_pin_path(name, directory / f"map-{name}")
@@ -463,6 +458,23 @@ FILLING_MAPS: dict[str, type[ctypes.Structure | ctypes.c_uint32]] = {
     "task_states": ctypes.c_uint32,
 }
 PROGRAMS = ("record_sys_enter", "record_fork", "record_exec", "record_exit")
+
+
+def check_pin_directory(directory: Path) -> None:
+    """Raise OSError(EINVAL) unless `directory`, or its nearest existing parent, is on bpffs.
+
+    The default pin directory, /sys/fs/bpf/seccomp-recorder/<node>, is two levels below
+    the mount point and does not exist on a fresh node, so its parent may not exist either.
+    """
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not _on_bpf_filesystem(existing):
+        raise OSError(
+            errno.EINVAL,
+            f"pin directory {directory} is not on a BPF filesystem: mount one there "
+            "(mount -t bpf bpf /sys/fs/bpf) or choose another directory",
+        )
 
 
 def _on_bpf_filesystem(path: Path) -> bool:
