@@ -123,3 +123,18 @@ def test_liveness_endpoint_follows_health_settings() -> None:
     assert endpoint() is None
     assert endpoint(HEALTH_PORT="8081") == "http://0.0.0.0:8081/healthz"
     assert endpoint(HEALTH_PORT="8081", HEALTH_ADDRESS="::") == "http://[::]:8081/healthz"
+
+
+@pytest.mark.parametrize(("level", "expected"), [("INFO", logging.WARNING), ("DEBUG", logging.DEBUG)])
+def test_probe_access_lines_only_at_debug(level: str, expected: int) -> None:
+    root, access = logging.getLogger(), logging.getLogger("aiohttp.access")
+    handlers, root_level, access_level = list(root.handlers), root.level, access.level
+    try:
+        configure_logging(load_settings({
+            "SECCOMP_RECORDER_AGENT_IMAGE": IMAGE, "SECCOMP_RECORDER_LOG_LEVEL": level,
+        }))
+        assert access.level == expected
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        access.setLevel(access_level)

@@ -96,6 +96,9 @@ def configure_logging(settings: OperatorSettings) -> None:
     logging.getLogger().setLevel(settings.log_level)
     # One debug line per HTTP request would drown the operator's own debug lines.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+    # The liveness endpoint logs an access line at INFO for every probe; show them at DEBUG only.
+    access_level = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    logging.getLogger("aiohttp.access").setLevel(access_level)
 
 
 def build_parser() -> argparse.ArgumentParser:
