@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * A syscall micro-benchmark: make one cheap syscall CALLS times and print the
- * mean cost of one call in nanoseconds.
+ * cost of one call in nanoseconds.
  *
  *     syscall_loop getppid|read CALLS
  *
@@ -9,12 +9,16 @@
  * the kernel's entry and exit path and whatever is attached to it. `read`
  * reads one byte from /dev/zero, a call that also goes through the VFS.
  *
- * The clock is read with clock_gettime(CLOCK_MONOTONIC) around the loop only,
+ * The clock is read with clock_gettime(CLOCK_MONOTONIC) around the calls only,
  * after a warm-up of CALLS/100 calls, so process start-up, dynamic linking and
  * anything a tracer does at exec time are not counted. clock_gettime itself
- * runs in the vDSO and makes no syscall.
+ * runs in the vDSO and makes no syscall. The calls are timed in CHUNKS equal
+ * chunks: on a shared machine a chunk during which the process was preempted
+ * is an outlier, so the median chunk is the figure that reflects the call, and
+ * the mean over all calls is printed beside it.
  *
- * Output, one line on stdout:  ns_per_call=<float> calls=<n> elapsed_ns=<n>
+ * Output, one line on stdout:
+ *     ns_per_call=<median chunk> mean_ns_per_call=<mean> calls=<n> elapsed_ns=<n>
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +29,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#define CHUNKS 100
 
 static long long now_ns(void)
 {
@@ -55,52 +61,71 @@ static int read_calls(int fd, long calls)
 	return 0;
 }
 
+static int compare_doubles(const void *left, const void *right)
+{
+	double a = *(const double *)left, b = *(const double *)right;
+
+	return (a > b) - (a < b);
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: syscall_loop getppid|read CALLS (CALLS >= 100)\n");
+	fprintf(stderr, "usage: syscall_loop getppid|read CALLS (CALLS >= %d)\n", CHUNKS);
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	long long start, elapsed;
+	double chunk_ns[CHUNKS];
+	long long elapsed = 0;
+	long calls, per_chunk;
+	int use_read, fd = -1;
 	char *end;
-	long calls;
-	int fd = -1;
 
 	if (argc != 3)
 		return usage();
 	calls = strtol(argv[2], &end, 10);
-	if (*end != '\0' || calls < 100)
+	if (*end != '\0' || calls < CHUNKS)
 		return usage();
+	if (strcmp(argv[1], "getppid") == 0)
+		use_read = 0;
+	else if (strcmp(argv[1], "read") == 0)
+		use_read = 1;
+	else
+		return usage();
+	per_chunk = calls / CHUNKS;
 
-	if (strcmp(argv[1], "getppid") == 0) {
-		getppid_calls(calls / 100);
-		start = now_ns();
-		getppid_calls(calls);
-		elapsed = now_ns() - start;
-	} else if (strcmp(argv[1], "read") == 0) {
+	if (use_read) {
 		fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			fprintf(stderr, "syscall_loop: cannot open /dev/zero: %s\n", strerror(errno));
 			return 1;
 		}
-		if (read_calls(fd, calls / 100) != 0)
-			goto read_failed;
-		start = now_ns();
-		if (read_calls(fd, calls) != 0)
-			goto read_failed;
-		elapsed = now_ns() - start;
-		close(fd);
-	} else {
-		return usage();
 	}
 
-	printf("ns_per_call=%.3f calls=%ld elapsed_ns=%lld\n", (double)elapsed / (double)calls,
-	       calls, elapsed);
-	return 0;
+	for (int chunk = -1; chunk < CHUNKS; chunk++) {
+		/* Chunk -1 is the warm-up, of the same size as the others. */
+		long long start = now_ns(), took;
 
-read_failed:
-	fprintf(stderr, "syscall_loop: read of /dev/zero failed: %s\n", strerror(errno));
-	return 1;
+		if (!use_read) {
+			getppid_calls(per_chunk);
+		} else if (read_calls(fd, per_chunk) != 0) {
+			fprintf(stderr, "syscall_loop: read of /dev/zero failed: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		took = now_ns() - start;
+		if (chunk >= 0) {
+			chunk_ns[chunk] = (double)took / (double)per_chunk;
+			elapsed += took;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+
+	qsort(chunk_ns, CHUNKS, sizeof(chunk_ns[0]), compare_doubles);
+	printf("ns_per_call=%.3f mean_ns_per_call=%.3f calls=%ld elapsed_ns=%lld\n",
+	       (chunk_ns[CHUNKS / 2 - 1] + chunk_ns[CHUNKS / 2]) / 2,
+	       (double)elapsed / (double)(per_chunk * CHUNKS), per_chunk * CHUNKS, elapsed);
+	return 0;
 }

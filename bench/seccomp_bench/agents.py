@@ -221,6 +221,19 @@ class Agent:
         except BenchError as error:
             raise BenchError(f"{error}; its log is {self.log_path}") from error
 
+    def bpf_link_fds(self) -> int:
+        """Count the BPF links the agent process holds open (each keeps a program attached)."""
+        if self.process is None:
+            return 0
+        count = 0
+        for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == "anon_inode:bpf_link":
+                    count += 1
+            except FileNotFoundError:
+                continue
+        return count
+
     def stop(self) -> None:
         if self.process is not None:
             status = processes.stop(self.process)

@@ -44,9 +44,9 @@ class BenchConfig:
 FULL = BenchConfig(
     name="full",
     syscall_calls=1_000_000,
-    syscall_rounds=5,
+    syscall_rounds=7,
     strace_calls=200_000,
-    workload_rounds=5,
+    workload_rounds=7,
     redis_requests=100_000,
     redis_clients=50,
     redis_commands=("set", "get", "incr", "lpush"),

@@ -205,78 +205,92 @@ def _fidelity_headline(section: dict[str, Any]) -> list[tuple[str, str, str]]:
 # -- part 1 --------------------------------------------------------------------------------
 
 
-def _syscall_cost(section: dict[str, Any]) -> list[str]:
-    labels = {info["id"]: info for info in section["variants"]}
-    costs = summaries.syscall_costs(section)
-    strace_calls = section.get("strace_calls_per_run", section["calls_per_run"])
-    lines = [
+COST_HEADER = [
+    "Variant",
+    "ns/call",
+    "Added ns/call",
+    "Added: IQR; min – max",
+    "× untraced",
+    "× floor",
+    "× floor: min – max",
+    "Links",
+    "Disturbed",
+]
+
+
+def _cost_row(label: str, cost: summaries.VariantCost) -> list[str]:
+    multiple = cost.floor_multiple
+    if multiple is not None:
+        floor, floor_spread = times(multiple.median), spread(multiple, times)
+    else:
+        floor, floor_spread = ("1×" if cost.variant == summaries.FLOOR else "n/a"), ""
+    return [
+        label,
+        ns(cost.ns_per_call.median),
+        ns(cost.added_ns.median, True),
+        f"{iqr(cost.added_ns)}; {spread(cost.added_ns)}",
+        times(cost.slowdown.median),
+        floor,
+        floor_spread,
+        "" if cost.links_after_setup is None else str(cost.links_after_setup),
+        str(cost.rounds_disturbed),
+    ]
+
+
+def _syscall_intro(section: dict[str, Any]) -> list[str]:
+    calls = section["calls_per_run"]
+    strace_calls = section.get("strace_calls_per_run", calls)
+    under_strace = (
+        f" ({strace_calls:,} under strace, where one call takes tens of microseconds)"
+        if strace_calls != calls
+        else ""
+    )
+    method = (
+        f"`bench/c/syscall_loop.c` makes {calls:,} calls per run{under_strace}, after a"
+        " warm-up of 1%. It times them inside the program with"
+        " `clock_gettime(CLOCK_MONOTONIC)`, so process start-up and the recorder's own start"
+        " are excluded, in 100 equal chunks, and reports the median chunk: a chunk during"
+        " which another job preempted the loop is an outlier (the JSON keeps the mean too)."
+        " `getppid` is about the cheapest syscall; `read` reads one byte from /dev/zero."
+        f" {section['rounds']} rounds: each round runs every variant once, in an order rotated"
+        " from round to round, and right before each variant is set up it runs both loops"
+        " untraced."
+    )
+    return [
         "## 1. Recorder overhead per syscall",
         "",
-        f"`bench/c/syscall_loop.c` makes {section['calls_per_run']:,} calls per run"
-        + (
-            f" ({strace_calls:,} under strace, where one call takes tens of microseconds)"
-            if strace_calls != section["calls_per_run"]
-            else ""
-        )
-        + ", after a warm-up of 1%, and times them inside the program with"
-        " `clock_gettime(CLOCK_MONOTONIC)`, so process start-up and the recorder's own"
-        " start are excluded. `getppid` is about the cheapest syscall; `read` reads one byte"
-        f" from /dev/zero. {section['rounds']} rounds; each round runs every variant once,"
-        " in an order rotated from round to round, and right before each variant is set up"
-        " it runs both loops untraced.",
+        method,
         "",
         "- **ns/call**: the variant's nanoseconds per call (median over rounds).",
         "- **Added**: variant minus the untraced run next to it, per round.",
         "- **× untraced**: variant divided by that untraced run.",
         (
-            "- **× floor**: added time divided by the empty eBPF program's added time in the"
-            " same round (how many times the kernel's minimum for an eBPF recorder)."
+            "- **× floor**: added time divided by the empty eBPF program's added time in the same"
+            " round: how many times the kernel's minimum cost for an eBPF recorder."
         ),
         (
-            "- **Links**: BPF links on the sys_enter tracepoint once the variant was set up"
-            " (the command-line recorder attaches only when its command starts, so it shows 0)."
+            "- **Links**: BPF links on the sys_enter tracepoint once the variant was set up,"
+            " other jobs' included. The command-line recorder attaches only when its command"
+            " starts, after this count."
+        ),
+        (
+            "- **Disturbed**: rounds left out because the number of links on sys_enter changed"
+            " between the untraced run and the variant's teardown (another job attached or"
+            " detached a program). They are kept only when every round was disturbed."
         ),
         "",
     ]
+
+
+def _syscall_cost(section: dict[str, Any]) -> list[str]:
+    labels = {info["id"]: info["label"] for info in section["variants"]}
+    costs = summaries.syscall_costs(section)
+    lines = _syscall_intro(section)
     for loop in section["loops"]:
         untraced = summaries.untraced_cost(section, loop)
-        rows = [["untraced", ns(untraced.median), "", iqr(untraced), "", "", "", ""]]
-        for cost in (cost for cost in costs if cost.loop == loop):
-            multiple = cost.floor_multiple
-            rows.append(
-                [
-                    labels[cost.variant]["label"],
-                    ns(cost.ns_per_call.median),
-                    ns(cost.added_ns.median, True),
-                    f"{iqr(cost.added_ns)} (IQR); {spread(cost.added_ns)}",
-                    times(cost.slowdown.median),
-                    times(multiple.median)
-                    if multiple
-                    else "1×"
-                    if cost.variant == summaries.FLOOR
-                    else "n/a",
-                    spread(multiple, times) if multiple else "",
-                    "" if cost.links_after_setup is None else str(cost.links_after_setup),
-                ]
-            )
-        lines += [
-            f"### `{loop}` loop",
-            "",
-            *table(
-                [
-                    "Variant",
-                    "ns/call",
-                    "Added ns/call",
-                    "Added: spread",
-                    "× untraced",
-                    "× floor",
-                    "× floor: min – max",
-                    "Links",
-                ],
-                rows,
-            ),
-            "",
-        ]
+        rows = [["untraced", ns(untraced.median), "", iqr(untraced), "", "", "", "", ""]]
+        rows += [_cost_row(labels[cost.variant], cost) for cost in costs if cost.loop == loop]
+        lines += [f"### `{loop}` loop", "", *table(COST_HEADER, rows), ""]
     lines += [
         "![Slowdown per variant](benchmarks/syscall_cost.png)",
         "",
@@ -284,12 +298,12 @@ def _syscall_cost(section: dict[str, Any]) -> list[str]:
         "",
         *(f"- **{info['label']}**: {info['description']}" for info in section["variants"]),
         "",
-        *_syscall_notes(section, costs),
+        *_syscall_notes(section),
     ]
     return lines
 
 
-def _syscall_notes(section: dict[str, Any], costs: list[summaries.VariantCost]) -> list[str]:
+def _syscall_notes(section: dict[str, Any]) -> list[str]:
     """Return the facts of this run that qualify part 1's figures, one paragraph each."""
     foreign = max((run.get("sys_enter_links_before") or 0) for run in section["runs"])
     notes = [
@@ -297,13 +311,17 @@ def _syscall_notes(section: dict[str, Any], costs: list[summaries.VariantCost]) 
         f" at most {foreign} in this run"
         + (" (so some baselines ran with foreign programs attached)." if foreign else ".")
     ]
-    after = [cost for cost in costs if cost.variant == "agent_after"]
-    left = (after[0].links_after_setup or 0) - (after[0].foreign_links or 0) if after else 0
-    if left > 0:
+    held = [
+        run["agent_bpf_link_fds"]
+        for run in section["runs"]
+        if run["variant"] == "agent_after" and "agent_bpf_link_fds" in run
+    ]
+    if held and max(held) > 0:
         notes.append(
             "After its only recording ended and it logged that it detached the recorder, the"
-            f" agent still had {left} link on sys_enter (see the Links column): the node keeps"
-            " paying the recorder's cost until the agent process exits."
+            f" agent process still held up to {max(held)} BPF link file descriptors (counted in"
+            " /proc/PID/fd during the run), so its programs stayed attached and the node kept"
+            " paying the recorder's cost until the agent exited."
         )
     logged = [run for run in section["runs"] if "audit_records" in run]
     if logged:

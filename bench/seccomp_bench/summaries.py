@@ -35,9 +35,22 @@ class VariantCost:
     floor_multiple: Summary | None
     # Rounds whose floor added nothing or less (noise), left out of floor_multiple.
     rounds_without_floor: int
+    # Pairs left out because another job changed the sys_enter programs during them.
+    rounds_disturbed: int
     # Links on sys_enter after the variant was set up (max over rounds), and before it.
     links_after_setup: int | None
     foreign_links: int | None
+
+
+def disturbed(run: dict[str, Any]) -> bool:
+    """Tell whether another job attached or detached a sys_enter program during a pair.
+
+    The links counted before the baseline and after the variant's teardown differ then,
+    so the baseline and the variant ran under different conditions.
+    """
+    before = run.get("sys_enter_links_before")
+    after = run.get("sys_enter_links_after")
+    return before is not None and after is not None and before != after
 
 
 def _runs_by(section: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -47,6 +60,11 @@ def _runs_by(section: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, An
     for runs in grouped.values():
         runs.sort(key=lambda run: run["round"])
     return grouped
+
+
+def _undisturbed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leave out the disturbed pairs, unless every pair was disturbed."""
+    return [run for run in runs if not disturbed(run)] or runs
 
 
 def _max_or_none(values: list[int | None]) -> int | None:
@@ -61,12 +79,13 @@ def syscall_costs(section: dict[str, Any]) -> list[VariantCost]:
     for loop in section["loops"]:
         floor_added = {
             run["round"]: run["ns_per_call"] - run["baseline_ns_per_call"]
-            for run in grouped.get((FLOOR, loop), [])
+            for run in _undisturbed(grouped.get((FLOOR, loop), []))
         }
         for info in section["variants"]:
-            runs = grouped.get((info["id"], loop))
-            if not runs:
+            all_runs = grouped.get((info["id"], loop))
+            if not all_runs:
                 continue
+            runs = _undisturbed(all_runs)
             values = [run["ns_per_call"] for run in runs]
             baselines = [run["baseline_ns_per_call"] for run in runs]
             added = differences(values, baselines)
@@ -87,6 +106,7 @@ def syscall_costs(section: dict[str, Any]) -> list[VariantCost]:
                         summarize(multiples) if multiples and info["id"] != FLOOR else None
                     ),
                     rounds_without_floor=len(runs) - len(multiples),
+                    rounds_disturbed=sum(1 for run in all_runs if disturbed(run)),
                     links_after_setup=_max_or_none(
                         [run.get("sys_enter_links_after_setup") for run in runs]
                     ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
@@ -27,13 +28,15 @@ from seccomp_bench.stats import rotated
 logger = logging.getLogger(__name__)
 
 LOOPS = ("getppid", "read")
-_RESULT = re.compile(r"ns_per_call=([0-9.]+) calls=(\d+)")
+_RESULT = re.compile(r"ns_per_call=(?P<median>[0-9.]+) mean_ns_per_call=(?P<mean>[0-9.]+)")
+# Seconds for the links of a variant that was torn down to leave the kernel's list.
+LINK_SETTLE = 3.0
 # Seconds one run may take before it counts as hung: far above the ~20 s of a strace run here.
 RUN_TIMEOUT = 600.0
 
 
-def run_loop(command: list[str]) -> float:
-    """Run one micro-benchmark command and return its nanoseconds per call."""
+def run_loop(command: list[str]) -> dict[str, float]:
+    """Run one micro-benchmark command; return its median-chunk and mean nanoseconds per call."""
     try:
         completed = subprocess.run(
             command, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
@@ -46,7 +49,17 @@ def run_loop(command: list[str]) -> float:
             f"{' '.join(command)} failed with {completed.returncode}:\n"
             f"{completed.stdout[-1000:]}\n{completed.stderr[-2000:]}"
         )
-    return float(match.group(1))
+    return {"median": float(match.group("median")), "mean": float(match.group("mean"))}
+
+
+def _links_settled(expected: int | None) -> int | None:
+    """Count the links on sys_enter, giving released ones up to LINK_SETTLE seconds to go."""
+    deadline = time.monotonic() + LINK_SETTLE
+    while True:
+        links = environment.sys_enter_links()
+        if links == expected or time.monotonic() > deadline:
+            return links
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -112,8 +125,8 @@ def _measure_pair(
     baselines = {loop: run_loop(argv[loop]) for loop in loops}
 
     records = []
-    variant.start()
     try:
+        variant.start()
         links_after_setup = environment.sys_enter_links()
         for loop in loops:
             value = run_loop(variant.command(argv[loop]))
@@ -123,8 +136,10 @@ def _measure_pair(
                     "position": position,
                     "variant": variant.info.id,
                     "loop": loop,
-                    "ns_per_call": value,
-                    "baseline_ns_per_call": baselines[loop],
+                    "ns_per_call": value["median"],
+                    "mean_ns_per_call": value["mean"],
+                    "baseline_ns_per_call": baselines[loop]["median"],
+                    "baseline_mean_ns_per_call": baselines[loop]["mean"],
                     "sys_enter_links_before": foreign_links,
                     "sys_enter_links_after_setup": links_after_setup,
                     **variant.after_run(),
@@ -132,4 +147,8 @@ def _measure_pair(
             )
     finally:
         variant.stop()
+    # Another job attaching or detaching a program meanwhile changes what the pair compares.
+    links_after = _links_settled(foreign_links)
+    for record in records:
+        record["sys_enter_links_after"] = links_after
     return records

@@ -181,10 +181,15 @@ class AgentVariant(Variant):
         self._active = False
         self.agent.wait_for_log("recorder detached on node", timeout=DETACH_TIMEOUT)
 
+    def after_run(self) -> dict[str, Any]:
+        return {"agent_bpf_link_fds": self.agent.bpf_link_fds()}
+
     def stop(self) -> None:
-        agents.delete_object(self.client, "seccomprecordings", self.RECORDING)
-        self._active = False
-        self.agent.stop()
+        try:
+            agents.delete_object(self.client, "seccomprecordings", self.RECORDING)
+            self._active = False
+        finally:
+            self.agent.stop()
         # An agent stopped while recording leaves its maps and links pinned for the next
         # agent to resume; without the link pins its programs detach.
         pins = sorted(self.agent.pin_dir.glob("*")) if self.agent.pin_dir.exists() else []
@@ -250,11 +255,13 @@ class AuditLog(Variant):
         self.audit_exec = audit_exec
         self._reader: SeccompAuditReader | None = None
         self._mark = 0
+        self._errors = 0
 
     def start(self) -> None:
         self._reader = SeccompAuditReader()
         self._reader.open()
         self._mark = 0
+        self._errors = 0
 
     def command(self, argv: Sequence[str]) -> list[str]:
         return [str(self.audit_exec), "--log", "--", *argv]
@@ -268,10 +275,12 @@ class AuditLog(Variant):
             count = reader.mark()
             time.sleep(AUDIT_QUIET)
         received = count - self._mark
+        errors = reader.lost_messages - self._errors
         self._mark = count
+        self._errors = reader.lost_messages
         # NOTE: the multicast group carries every process's records, so other jobs on the
         # machine that use SCMP_ACT_LOG add to this count.
-        return {"audit_records": received, "audit_receive_errors": reader.lost_messages}
+        return {"audit_records": received, "audit_receive_errors": errors}
 
     def stop(self) -> None:
         if self._reader is not None:

@@ -6,8 +6,10 @@ fast anything is.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 
 from prerequisites import require
-from seccomp_bench import build, control_plane, environment, fidelity, servers, syscall_cost
+from seccomp_bench import build, control_plane, fidelity, servers, syscall_cost
 from seccomp_bench.config import QUICK
 from seccomp_recorder.recorder.recorder import DEFAULT_OBJECT_PATH
 
@@ -64,15 +66,14 @@ def _mounts_under(directory: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def syscall_run(
     programs: build.Programs, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, Any], Path, int | None]:
-    """Part 1 once, with its work folder and the sys_enter links counted before it."""
+) -> tuple[dict[str, Any], Path]:
+    """Part 1 once, with its work folder."""
     work_dir = tmp_path_factory.mktemp("syscall-cost")
-    links_before = environment.sys_enter_links()
-    return syscall_cost.measure(TINY, programs, work_dir), work_dir, links_before
+    return syscall_cost.measure(TINY, programs, work_dir), work_dir
 
 
-def test_syscall_cost_every_variant(syscall_run: tuple[dict[str, Any], Path, int | None]) -> None:
-    section, _, _ = syscall_run
+def test_syscall_cost_every_variant(syscall_run: tuple[dict[str, Any], Path]) -> None:
+    section, _ = syscall_run
 
     variants = [info["id"] for info in section["variants"]]
     assert variants[0] == "untraced"
@@ -83,27 +84,51 @@ def test_syscall_cost_every_variant(syscall_run: tuple[dict[str, Any], Path, int
         assert run["baseline_ns_per_call"] > 0
 
 
-def test_syscall_cost_leaves_nothing(syscall_run: tuple[dict[str, Any], Path, int | None]) -> None:
-    _, work_dir, links_before = syscall_run
+def _processes_naming(directory: Path) -> list[str]:
+    """Return the command lines of live processes that name a path under `directory`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(directory) in text:
+            found.append(text)
+    return found
+
+
+def _empty_program_links() -> int:
+    listing = subprocess.run(
+        ["bpftool", "-j", "prog", "list"], capture_output=True, text=True, check=True, timeout=30
+    )
+    return sum(
+        1 for program in json.loads(listing.stdout) if program.get("name") == "empty_sys_enter"
+    )
+
+
+def test_syscall_cost_leaves_nothing(syscall_run: tuple[dict[str, Any], Path]) -> None:
+    # The machine is shared, so other jobs' links on sys_enter may come and go: the check
+    # is that nothing of the benchmark's own remains to hold a link.
+    _, work_dir = syscall_run
 
     assert not _mounts_under(work_dir), "the agent's BPF filesystem is still mounted"
-    assert environment.sys_enter_links() == links_before, "a variant left a program attached"
+    assert _processes_naming(work_dir) == [], "a variant's process is still running"
+    assert _empty_program_links() == 0, "the empty BPF program is still loaded"
 
 
-def test_syscall_cost_agent_links(syscall_run: tuple[dict[str, Any], Path, int | None]) -> None:
-    section, _, _ = syscall_run
+def test_syscall_cost_agent_links(syscall_run: tuple[dict[str, Any], Path]) -> None:
+    section, _ = syscall_run
 
     runs = {(run["variant"], run["loop"]): run for run in section["runs"]}
-    idle = runs[("agent_idle", "getppid")]
-    recording = runs[("agent_other", "getppid")]
-    assert idle["sys_enter_links_after_setup"] == idle["sys_enter_links_before"]
-    assert recording["sys_enter_links_after_setup"] == recording["sys_enter_links_before"] + 1
+    assert runs[("agent_idle", "getppid")]["agent_bpf_link_fds"] == 0
+    # One link for each of the recorder's four programs.
+    assert runs[("agent_other", "getppid")]["agent_bpf_link_fds"] == 4
 
 
 def test_audit_log_variant_counts_records(
-    syscall_run: tuple[dict[str, Any], Path, int | None],
+    syscall_run: tuple[dict[str, Any], Path],
 ) -> None:
-    section, _, _ = syscall_run
+    section, _ = syscall_run
 
     logged = [run for run in section["runs"] if run["variant"] == "audit_log"]
     assert len(logged) == len(syscall_cost.LOOPS)

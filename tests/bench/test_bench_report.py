@@ -7,9 +7,13 @@ from pathlib import Path
 
 from bench_samples import results, syscall_cost_section
 
+from prerequisites import require
 from seccomp_bench import plots, report
 from seccomp_bench.__main__ import main as bench_main
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+COMMITTED_PAGE = REPOSITORY / "docs" / "benchmarks.md"
+COMMITTED_RESULTS = REPOSITORY / "docs" / "benchmarks" / "results.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -79,8 +83,9 @@ def test_syscall_tables_per_loop() -> None:
     untraced = _row(page, "untraced")
     assert untraced[1] == "200"
     recorded = _row(page, "recorder, recorded process")
-    assert recorded[1:5] == ["500", "+300", "230 – 330 (IQR); 160 – 360", "2.50×"]
+    assert recorded[1:5] == ["500", "+300", "230 – 330; 160 – 360", "2.50×"]
     assert recorded[5:7] == ["3.00×", "2.00× – 3.00×"]
+    assert recorded[8] == "0"
     assert "200,000 under strace" in page
 
 
@@ -121,6 +126,20 @@ def test_control_plane_headline() -> None:
     )
 
 
+def test_disturbed_round_left_out() -> None:
+    section = syscall_cost_section()
+    for run in section["runs"]:
+        run["sys_enter_links_after"] = run["sys_enter_links_before"]
+        if run["variant"] == "cli_recorded" and run["round"] == 2:
+            run["sys_enter_links_after"] = 1
+
+    page = report.render_page(results(syscall_cost=section))
+
+    recorded = _row(page, "recorder, recorded process")
+    assert recorded[2] == "+330"
+    assert recorded[8] == "1"
+
+
 def test_page_without_parts() -> None:
     page = report.render_page(results(syscall_cost=syscall_cost_section()))
 
@@ -153,3 +172,15 @@ def test_render_command_rewrites_page(tmp_path: Path) -> None:
     assert (tmp_path / "benchmarks.md").read_text() == report.render_page(results())
     assert (data_dir / "syscall_cost.png").is_file()
     assert (data_dir / "workloads.png").is_file()
+
+
+def test_committed_page_matches_results() -> None:
+    require(COMMITTED_RESULTS.is_file(), f"{COMMITTED_RESULTS} is missing: run make bench")
+    document = json.loads(COMMITTED_RESULTS.read_text())
+
+    assert COMMITTED_PAGE.read_text() == report.render_page(document), (
+        "docs/benchmarks.md differs from what its results.json renders: run"
+        " `PYTHONPATH=bench:devcluster .venv/bin/python -m seccomp_bench render --output docs`"
+    )
+    for name in ("syscall_cost.png", "workloads.png", "control_plane.png"):
+        assert (COMMITTED_RESULTS.parent / name).is_file(), f"plot {name} is not committed"
