@@ -14,10 +14,12 @@ all: venv bpf
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# requirements/runtime.txt pins the runtime dependencies to what the Dockerfile installs,
+# so the tests run the versions the image ships (scripts/lock-runtime writes it).
+$(VENV)/.installed: pyproject.toml requirements/runtime.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,bench]'
+	$(VENV)/bin/pip install --quiet --constraint requirements/runtime.txt -e '.[dev,bench]'
 	touch $@
 
 # The BPF object is compiled from source with clang against the kernel's BTF
