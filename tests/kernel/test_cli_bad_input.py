@@ -77,6 +77,18 @@ RECORD_CASES = [
         ("BPF object not found at /nonexistent/recorder.bpf.o", "make bpf"),
         environment={"SECCOMP_RECORDER_BPF_OBJECT": "/nonexistent/recorder.bpf.o"},
     ),
+    RecordCase(
+        "default-errno-too-large", ("--default-errno", "4096"), MARKER_COMMAND, 2,
+        ("--default-errno: errno 4096 is out of range", "from 0 to 4095"),
+    ),
+    RecordCase(
+        "default-errno-negative", ("--default-errno=-1",), MARKER_COMMAND, 2,
+        ("--default-errno: errno -1 is out of range", "from 0 to 4095"),
+    ),
+    RecordCase(
+        "default-errno-not-a-number", ("--default-errno", "EPERM"), MARKER_COMMAND, 2,
+        ("--default-errno: invalid errno 'EPERM'", "from 0 to 4095"),
+    ),
 ]  # fmt: skip
 
 

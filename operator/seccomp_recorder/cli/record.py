@@ -21,7 +21,13 @@ from seccomp_recorder.cli.profile_files import STDIN_STDOUT, CommandError, write
 from seccomp_recorder.models import algebra
 from seccomp_recorder.models.errors import ProfileError, describe_validation_error
 from seccomp_recorder.models.formats import ProfileForm, render_kubernetes_yaml, render_oci_json
-from seccomp_recorder.models.profile import Action, ObjectMeta, SeccompProfile, SeccompProfileSpec
+from seccomp_recorder.models.profile import (
+    MAX_ERRNO,
+    Action,
+    ObjectMeta,
+    SeccompProfile,
+    SeccompProfileSpec,
+)
 from seccomp_recorder.recorder.analysis import RecordedSyscalls, Target, analyse, describe_sources
 from seccomp_recorder.recorder.errors import RecorderError
 from seccomp_recorder.recorder.maps import Stat
@@ -112,10 +118,13 @@ runtime's setup calls. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with
     )
     parser.add_argument(
         "--default-errno",
-        type=int,
+        type=_errno_value,
         default=1,
         metavar="ERRNO",
-        help="errno that SCMP_ACT_ERRNO returns for syscalls not recorded (default: 1, EPERM)",
+        help=(
+            f"errno from 0 to {MAX_ERRNO} that SCMP_ACT_ERRNO returns for syscalls not recorded"
+            " (default: 1, EPERM)"
+        ),
     )
     parser.add_argument(
         "--btf",
@@ -142,6 +151,21 @@ runtime's setup calls. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with
         help="the command to record, after --",
     )
     parser.set_defaults(handler=handle)
+
+
+def _errno_value(text: str) -> int:
+    """Parse --default-errno, so that a bad value fails before the command runs, not after."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid errno {text!r}: use a whole number from 0 to {MAX_ERRNO}"
+        ) from None
+    if not 0 <= value <= MAX_ERRNO:
+        raise argparse.ArgumentTypeError(
+            f"errno {value} is out of range: use a whole number from 0 to {MAX_ERRNO}"
+        )
+    return value
 
 
 def handle(args: argparse.Namespace) -> int:
