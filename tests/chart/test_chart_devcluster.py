@@ -6,7 +6,8 @@ manifests, with kubectl, in the order `helm install` uses. The dev cluster runs
 and agent pods run the working tree's code. The test checks that two operator replicas
 run with one of them active, and that the operator's DaemonSet puts a ready agent on
 every node. It then checks that a SeccompProfile reaches both nodes, and that a
-recording attaches the recorders, which pin their maps in a bpffs.
+recording attaches the recorders, which pin their maps in a bpffs. Deleting the release's
+objects at the end must also remove the agents, through the DaemonSet's owner.
 
 The machine's /sys/fs/bpf has no bpffs mounted, so the test mounts a private one and
 points the chart's agent.bpffsPath at it; it is unmounted at the end.
@@ -124,19 +125,29 @@ class Installation:
         kubectl(self.cluster, "apply", "-f", str(self.manifest_file))
 
     def uninstall(self) -> None:
-        """Delete the test's objects and the release, then the agents and the namespace."""
+        """Delete the test's objects and the release, then the namespace.
+
+        The operator's Deployment owns the agent DaemonSet, so deleting the release's
+        objects is enough to remove the agents. Should that fail, the DaemonSet is deleted
+        anyway before the assertion fails.
+        """
         for plural in ("seccomprecordings", "seccompprofiles"):
             for item in self.list_custom(plural):
                 self.delete_custom(plural, item["metadata"]["name"])
         wait_for("the profiles and recordings to be released", self.no_custom_objects, 60)
         kubectl(self.cluster, "delete", "--wait=false", "--ignore-not-found", "-f", str(self.manifest_file))
         try:
-            self.apps.delete_namespaced_daemon_set(DAEMONSET, self.namespace, _preload_content=False)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-        wait_for("the release's pods to be gone", lambda: not self.pods())
-        self.core.delete_namespace(self.namespace, _preload_content=False)
+            wait_for("the garbage collector to delete the agent DaemonSet",
+                     lambda: self.daemonset() is None, 60)
+        finally:
+            try:
+                self.apps.delete_namespaced_daemon_set(DAEMONSET, self.namespace,
+                                                       _preload_content=False)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            wait_for("the release's pods to be gone", lambda: not self.pods())
+            self.core.delete_namespace(self.namespace, _preload_content=False)
 
     def no_custom_objects(self) -> bool:
         return not any(self.list_custom(plural) for plural in ("seccomprecordings", "seccompprofiles"))
@@ -258,9 +269,11 @@ def test_chart_runs_operator_and_agents(devcluster: DevCluster, installation: In
                          lambda: installation.ready_pods("operator", replicas))
     names = sorted(pod["metadata"]["name"] for pod in operators)
 
-    # The operator creates the agent DaemonSet, and every node gets a ready agent that
-    # runs as the chart's agent ServiceAccount.
-    wait_for("the agent DaemonSet", installation.daemonset)
+    # The operator creates the agent DaemonSet, owned by the operator's Deployment, and
+    # every node gets a ready agent that runs as the chart's agent ServiceAccount.
+    daemonset = wait_for("the agent DaemonSet", installation.daemonset)
+    (owner,) = daemonset["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"]) == ("Deployment", installation.only("Deployment")["metadata"]["name"])
     agents = wait_for("a ready agent on every node",
                       lambda: installation.ready_pods("agent", len(nodes)))
     assert sorted(pod["spec"]["nodeName"] for pod in agents) == nodes

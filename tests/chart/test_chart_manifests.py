@@ -104,6 +104,7 @@ def test_peering_object_matches_its_crd(manifests: list[Manifest]) -> None:
 def test_operator_environment_loads_as_settings(manifests: list[Manifest]) -> None:
     settings = operator_settings(manifests)
     assert settings.namespace == NAMESPACE
+    assert settings.operator_deployment == only(manifests, "Deployment")["metadata"]["name"]
     assert settings.peering_name is not None
     assert settings.health_port > 0
 

@@ -138,6 +138,9 @@ def test_named_objects_are_limited_to_their_names(manifests: list[Manifest]) -> 
     assert ("apps", "daemonsets", "update", "seccomp-recorder-agent") in in_namespace
     assert ("apps", "daemonsets", "update", None) not in in_namespace
     assert ("apps", "daemonsets", "delete", None) not in in_namespace
+    deployment = only(manifests, "Deployment")["metadata"]["name"]
+    assert ("apps", "deployments", "get", deployment) in in_namespace
+    assert ("apps", "deployments", "get", None) not in in_namespace
 
 
 def test_agent_cannot_change_profiles_or_recordings(manifests: list[Manifest]) -> None:

@@ -146,3 +146,22 @@ def test_bpffs_path_is_mounted_at_sys_fs_bpf() -> None:
     assert default["volume"]["hostPath"] == {"path": "/sys/fs/bpf", "type": "Directory"}
     moved = mounts(build_agent_daemonset(settings(AGENT_BPFFS_PATH="/run/bpf")))["/sys/fs/bpf"]
     assert moved["volume"]["hostPath"] == {"path": "/run/bpf", "type": "Directory"}
+
+
+def test_owner_becomes_owner_reference() -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "seccomp-recorder-operator", "uid": "0b6f-4e1d", "labels": {}},
+    }
+    manifest = build_agent_daemonset(settings(), deployment)
+    assert manifest["metadata"]["ownerReferences"] == [{
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "seccomp-recorder-operator",
+        "uid": "0b6f-4e1d",
+    }]
+
+
+def test_no_owner_means_no_owner_reference() -> None:
+    assert "ownerReferences" not in build_agent_daemonset(settings())["metadata"]

@@ -72,6 +72,7 @@ def test_every_variable_is_parsed() -> None:
             "SECCOMP_RECORDER_HEALTH_ADDRESS": "::",
             "SECCOMP_RECORDER_PEERING_NAME": "seccomp-recorder",
             "SECCOMP_RECORDER_PEERING_LIFETIME": "15",
+            "SECCOMP_RECORDER_OPERATOR_DEPLOYMENT": "seccomp-recorder-operator",
         }
     )
     assert settings.namespace == "security"
@@ -93,6 +94,7 @@ def test_every_variable_is_parsed() -> None:
     assert settings.health_address == "::"
     assert settings.peering_name == "seccomp-recorder"
     assert settings.peering_lifetime == 15
+    assert settings.operator_deployment == "seccomp-recorder-operator"
 
 
 @pytest.mark.parametrize(
@@ -125,6 +127,7 @@ def test_every_variable_is_parsed() -> None:
         ("PEERING_NAME", "Operators", "invalid name"),
         ("PEERING_LIFETIME", "0", "above 0"),
         ("PEERING_LIFETIME", "1.5", "whole number"),
+        ("OPERATOR_DEPLOYMENT", "Operator", "invalid name"),
     ],
 )
 def test_invalid_value_names_variable_and_form(variable: str, value: str, expected: str) -> None:

@@ -42,13 +42,22 @@ def ensure_agent_daemonset(
 ) -> tuple[DeployOutcome, KubeObject]:
     """Create or update the agent DaemonSet; return what was done and the DaemonSet.
 
-    Raises ApiException when the API server rejects a request (such as 403 without the
-    RBAC rules, or 404 when the operator's namespace does not exist), and ConflictError
-    when the DaemonSet keeps changing under the operator.
+    With `settings.operator_deployment`, that Deployment owns the DaemonSet. Raises
+    ApiException when the API server rejects a request (such as 403 without the RBAC
+    rules, or 404 when the operator's namespace or Deployment does not exist), and
+    ConflictError when the DaemonSet keeps changing under the operator.
     """
-    # The client converts a dict body itself; its signature wants the generated model.
-    desired: Any = build_agent_daemonset(settings)
     namespace = settings.namespace
+    owner = None
+    if settings.operator_deployment is not None:
+        owner = read_json(
+            api.apps.read_namespaced_deployment(
+                settings.operator_deployment, namespace,
+                _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
+            )
+        )
+    # The client converts a dict body itself; its signature wants the generated model.
+    desired: Any = build_agent_daemonset(settings, owner)
     for _ in range(CONFLICT_ATTEMPTS):
         try:
             live = read_json(

@@ -31,8 +31,15 @@ KERNEL_BTF: Final = "/sys/kernel/btf"
 TERMINATION_GRACE_PERIOD: Final = 30
 
 
-def build_agent_daemonset(settings: OperatorSettings) -> dict[str, Any]:
-    """Build the DaemonSet manifest of the node agent from `settings`."""
+def build_agent_daemonset(
+    settings: OperatorSettings, owner: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Build the DaemonSet manifest of the node agent from `settings`.
+
+    With `owner`, an object as the API server returns it (the operator's Deployment),
+    the DaemonSet names it in ownerReferences, and the garbage collector deletes the
+    DaemonSet once the owner is gone.
+    """
     seccomp_dir = str(settings.kubelet_root / "seccomp")
     pod_spec: dict[str, Any] = {
         "serviceAccountName": settings.agent_service_account,
@@ -55,14 +62,17 @@ def build_agent_daemonset(settings: OperatorSettings) -> dict[str, Any]:
             {"name": "tmp", "emptyDir": {"medium": "Memory"}},
         ],
     }
+    metadata: dict[str, Any] = {
+        "name": NAME,
+        "namespace": settings.namespace,
+        "labels": {**LABELS, **MANAGED_BY},
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
     manifest: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {
-            "name": NAME,
-            "namespace": settings.namespace,
-            "labels": {**LABELS, **MANAGED_BY},
-        },
+        "metadata": metadata,
         "spec": {
             "selector": {"matchLabels": dict(LABELS)},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
@@ -70,6 +80,20 @@ def build_agent_daemonset(settings: OperatorSettings) -> dict[str, Any]:
         },
     }
     return manifest
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """Build an ownerReference to `owner`, neither controller nor blocking its deletion.
+
+    blockOwnerDeletion stays unset because setting it needs the permission to delete the
+    owner, where the OwnerReferencesPermissionEnforcement admission plugin runs.
+    """
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+    }
 
 
 def _metrics_environment(settings: OperatorSettings) -> list[dict[str, Any]]:

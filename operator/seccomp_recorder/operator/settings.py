@@ -123,6 +123,9 @@ class OperatorSettings:
     peering_name: str | None = None
     # Seconds after its last keep-alive that a replica counts as gone, so another resumes.
     peering_lifetime: int = DEFAULT_PEERING_LIFETIME
+    # Name of the operator's own Deployment in `namespace`. When set, it owns the agent
+    # DaemonSet, so deleting the Deployment (helm uninstall) deletes the agents too.
+    operator_deployment: str | None = None
     # Port for the agents' Prometheus metrics, served on each agent pod's IP; 0 for none.
     agent_metrics_port: int = DEFAULT_METRICS_PORT
 
@@ -305,6 +308,7 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "health_address": _address,
     "peering_name": _dns_subdomain,
     "peering_lifetime": _positive_whole_seconds,
+    "operator_deployment": _dns_subdomain,
     "agent_metrics_port": _port,
 }
 _REQUIRED: Final = frozenset({"agent_image"})
