@@ -297,6 +297,17 @@ def test_malformed_text_is_rejected(text: str, expected: str) -> None:
     assert caught.value.problems[0].startswith(expected), caught.value.problems
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000],
+    ids=["yaml-flow-lists", "json-objects"],
+)
+def test_deep_nesting_is_rejected(text: str) -> None:
+    with pytest.raises(ProfileError) as caught:
+        load_document(text)
+    assert caught.value.problems[0].startswith("the input is nested too deeply to be a profile")
+
+
 def test_yaml_tags_are_not_constructed() -> None:
     with pytest.raises(ProfileError):
         load_document("defaultAction: !!python/object/apply:os.system [true]\n")

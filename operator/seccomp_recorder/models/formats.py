@@ -158,12 +158,18 @@ def load_document(text: str) -> dict[str, Any]:
 
     Text that starts with `{` is read as JSON, because JSON indented with tabs is not valid
     YAML; anything else is read as YAML. Raises ProfileError naming the line and column of a
-    syntax error.
+    syntax error, and for nesting deeper than the parsers' recursion allows.
     """
-    if text.lstrip().startswith("{"):
-        document = _load_json(text)
-    else:
-        document = _load_yaml(text)
+    try:
+        if text.lstrip().startswith("{"):
+            document = _load_json(text)
+        else:
+            document = _load_yaml(text)
+    except RecursionError:
+        # Both parsers recurse once per level of nesting, so deep input exhausts the stack.
+        raise ProfileError(
+            "the input is nested too deeply to be a profile: check that this is the intended file"
+        ) from None
     if not isinstance(document, dict):
         kind = "nothing" if document is None else type(document).__name__
         raise ProfileError(
