@@ -183,6 +183,21 @@ def test_run_rejects_directory_profile(cli: Cli, tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_run_rejects_endless_profile(cli: Cli, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+
+    # The address-space limit turns a regression that reads without end into a quick
+    # MemoryError instead of a machine out of memory.
+    result = cli.run(
+        "run", "--profile", "/dev/zero", "--", "touch", str(marker),
+        prefix=("prlimit", f"--as={4 * 2**30}"),
+    )  # fmt: skip
+
+    assert result.returncode == 2, result.stderr
+    assert "/dev/zero: the input is larger than 16 MiB, so it is not a profile" in result.stderr
+    assert not marker.exists()
+
+
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A directory that the unprivileged user nobody can write to, removed afterwards."""

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from seccomp_recorder.cli.main import main
+from seccomp_recorder.cli.profile_files import MAX_INPUT_BYTES
 
 VALID = {
     "defaultAction": "SCMP_ACT_ERRNO",
@@ -110,6 +111,31 @@ def test_unreadable_file_exits_two(tmp_path: Path, capsys: pytest.CaptureFixture
     missing = tmp_path / "missing.json"
     assert main(["validate", bad, str(missing)]) == 2
     assert output_lines(capsys)[-1].startswith(f"{missing}: cannot read the file: No such file")
+
+
+def test_oversized_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "large.json"
+    path.write_bytes(b" " * (MAX_INPUT_BYTES + 1))
+    assert main(["validate", str(path)]) == 2
+    assert output_lines(capsys) == [
+        f"{path}: the input is larger than 16 MiB, so it is not a profile: check the path"
+    ]
+
+
+def test_oversized_stdin_is_rejected(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(" " * (MAX_INPUT_BYTES + 1)))
+    assert main(["validate", "-"]) == 2
+    assert output_lines(capsys)[-1].startswith("-: the input is larger than 16 MiB")
+
+
+def test_file_of_max_size_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = json.dumps(VALID)
+    path = tmp_path / "padded.json"
+    path.write_text(text + " " * (MAX_INPUT_BYTES - len(text)))
+    assert main(["validate", str(path)]) == 0
+    assert output_lines(capsys) == [f"{path}: valid"]
 
 
 def test_native_architecture_option_is_used(

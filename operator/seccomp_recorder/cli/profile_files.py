@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from seccomp_recorder import atomicfile
 from seccomp_recorder.models.profile import Architecture
@@ -24,6 +23,10 @@ exit status:
 """
 
 STDIN_STDOUT = "-"
+# Inputs larger than this are rejected unread, so that /dev/zero or a wrong file cannot
+# exhaust memory. Kubernetes keeps objects under about 1.5 MiB (etcd's default request
+# limit), and docker's default OCI profile is under 100 KB.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
 
 
 class CommandError(Exception):
@@ -37,12 +40,18 @@ class CommandError(Exception):
 def read_input(path: str) -> str:
     """Return the text of the file at `path`, or of standard input for `-`.
 
-    Raises CommandError with EXIT_USAGE when the file cannot be read or is not UTF-8.
+    Raises CommandError with EXIT_USAGE when the file cannot be read, is not UTF-8, or is
+    larger than MAX_INPUT_BYTES (standard input: characters).
     """
     try:
         if path == STDIN_STDOUT:
-            return sys.stdin.read()
-        return Path(path).read_text(encoding="utf-8")
+            text = sys.stdin.read(MAX_INPUT_BYTES + 1)
+            _check_size(path, len(text))
+            return text
+        with open(path, "rb") as file:
+            content = file.read(MAX_INPUT_BYTES + 1)
+        _check_size(path, len(content))
+        return content.decode("utf-8")
     except OSError as error:
         reason = error.strerror or str(error)
         raise CommandError(
@@ -55,6 +64,15 @@ def read_input(path: str) -> str:
             " pass a JSON or YAML profile",
             EXIT_USAGE,
         ) from error
+
+
+def _check_size(path: str, size: int) -> None:
+    if size > MAX_INPUT_BYTES:
+        raise CommandError(
+            f"{path}: the input is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB, so it is"
+            " not a profile: check the path",
+            EXIT_USAGE,
+        )
 
 
 def write_output(path: str | None, text: str) -> None:
