@@ -6,9 +6,13 @@ helm comes from `scripts/install-helm` (into .venv/bin); a test that needs it ca
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,8 @@ NONDEFAULT_VALUES = CHART / "ci" / "nondefault-values.yaml"
 KUBERNETES_VERSION = "1.32.0"
 RELEASE = "sr"
 NAMESPACE = "seccomp-system"
+# The agent DaemonSet's name, fixed by the operator (operator/daemonset.py).
+DAEMONSET = "seccomp-recorder-agent"
 
 Manifest = dict[str, Any]
 
@@ -86,3 +92,50 @@ def operator_environment(manifests: list[Manifest]) -> dict[str, Manifest]:
 
 def read_yaml_documents(path: Path) -> list[Manifest]:
     return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+# Seconds a step may take before the test fails; generous, because this is no timing claim.
+PATIENCE = 120.0
+
+
+def wait_for(description: str, condition: Callable[[], Any], patience: float = PATIENCE) -> Any:
+    """Poll `condition` until it returns a true value, and return that value."""
+    deadline = time.monotonic() + patience
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {description}")
+        time.sleep(0.5)
+
+
+@contextmanager
+def bpf_filesystem(directory: Path) -> Iterator[Path]:
+    """Mount a private bpffs at `directory`; remove the pins in it and unmount it after."""
+    directory.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "bpf", "bpf", str(directory)], check=True)
+    try:
+        yield directory
+    finally:
+        # Pins of an agent stopped while attached would keep its programs attached.
+        pins = directory / "seccomp-recorder"
+        if pins.exists():
+            for path in sorted(pins.rglob("*"), key=lambda path: len(path.parts), reverse=True):
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink()
+            pins.rmdir()
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def kubectl(kubeconfig: Path, *arguments: str) -> str:
+    """Run kubectl against the dev cluster of `kubeconfig`; return its output, fail on an error."""
+    finished = subprocess.run(
+        [str(ROOT / "devcluster" / "kubectl"), *arguments],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+    )
+    assert finished.returncode == 0, f"kubectl {' '.join(arguments)} failed:\n{finished.stderr}"
+    return finished.stdout

@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 import yaml
-from chart_helpers import CHART, ROOT, Manifest, helm_binary, render
+from chart_helpers import (
+    CHART,
+    DAEMONSET,
+    Manifest,
+    bpf_filesystem,
+    helm_binary,
+    kubectl,
+    render,
+    wait_for,
+)
 from kubernetes.client.exceptions import ApiException
 
 from prerequisites import require
@@ -38,55 +44,7 @@ from seccomp_recorder.recorder.recorder import DEFAULT_OBJECT_PATH
 pytestmark = pytest.mark.cluster
 
 GROUP, VERSION = "seccomp-recorder.io", "v1alpha1"
-DAEMONSET = "seccomp-recorder-agent"
 RESUMING = "Resuming operations after the pause"
-# Seconds a step may take before the test fails; generous, because this is no timing claim.
-PATIENCE = 120.0
-
-
-def wait_for(description: str, condition: Callable[[], Any], patience: float = PATIENCE) -> Any:
-    """Poll `condition` until it returns a true value, and return that value."""
-    deadline = time.monotonic() + patience
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {description}")
-        time.sleep(0.5)
-
-
-@contextmanager
-def bpf_filesystem(directory: Path) -> Iterator[Path]:
-    """Mount a private bpffs at `directory`; remove the pins in it and unmount it after."""
-    directory.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "bpf", "bpf", str(directory)], check=True)
-    try:
-        yield directory
-    finally:
-        # Pins of an agent stopped while attached would keep its programs attached.
-        pins = directory / "seccomp-recorder"
-        if pins.exists():
-            for path in sorted(pins.rglob("*"), key=lambda path: len(path.parts), reverse=True):
-                if path.is_dir():
-                    path.rmdir()
-                else:
-                    path.unlink()
-            pins.rmdir()
-        subprocess.run(["umount", str(directory)], check=True)
-
-
-def kubectl(cluster: DevCluster, *arguments: str) -> str:
-    """Run kubectl against the dev cluster and return its output; fail on an error."""
-    finished = subprocess.run(
-        [str(ROOT / "devcluster" / "kubectl"), *arguments],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)},
-    )
-    assert finished.returncode == 0, f"kubectl {' '.join(arguments)} failed:\n{finished.stderr}"
-    return finished.stdout
-
-
 class Installation:
     """The chart rendered into one namespace of the dev cluster, with API helpers."""
 
@@ -121,8 +79,8 @@ class Installation:
     def install(self) -> None:
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         self.core.create_namespace(namespace, _preload_content=False)  # type: ignore[arg-type]
-        kubectl(self.cluster, "apply", "-f", str(CHART / "crds"))
-        kubectl(self.cluster, "apply", "-f", str(self.manifest_file))
+        kubectl(self.cluster.kubeconfig_path, "apply", "-f", str(CHART / "crds"))
+        kubectl(self.cluster.kubeconfig_path, "apply", "-f", str(self.manifest_file))
 
     def uninstall(self) -> None:
         """Delete the test's objects and the release, then the namespace.
@@ -135,7 +93,7 @@ class Installation:
             for item in self.list_custom(plural):
                 self.delete_custom(plural, item["metadata"]["name"])
         wait_for("the profiles and recordings to be released", self.no_custom_objects, 60)
-        kubectl(self.cluster, "delete", "--wait=false", "--ignore-not-found", "-f", str(self.manifest_file))
+        kubectl(self.cluster.kubeconfig_path, "delete", "--wait=false", "--ignore-not-found", "-f", str(self.manifest_file))
         try:
             wait_for("the garbage collector to delete the agent DaemonSet",
                      lambda: self.daemonset() is None, 60)

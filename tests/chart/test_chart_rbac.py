@@ -1,8 +1,7 @@
 """The chart's RBAC: no wildcards, bindings to the chart's ServiceAccounts, narrow rules.
 
-NOTE: the dev cluster does not enforce RBAC, so nothing here proves that the rules cover
-every request the operator and the agents make. The rules' comments name the code that
-needs each one, and test_required_permissions_are_granted pins the main ones.
+The dev cluster does not enforce RBAC; test_chart_rbac_coverage checks the rules against
+the requests the operator and the agents really make in a recording scenario.
 """
 
 from __future__ import annotations
