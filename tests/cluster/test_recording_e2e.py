@@ -7,6 +7,7 @@ pods that then run under the profiles the recording produced.
 from __future__ import annotations
 
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -107,6 +108,27 @@ def test_merge_strategy_fixed_names(stack: Stack, strategy: str, expected: set[s
     assert recording["status"]["phase"] == "Completed"
     assert set(recording["status"]["profiles"]) == expected
     assert set(stack.profiles()) == expected
+
+
+def test_earlier_pods_do_not_delay_stop(stack: Stack) -> None:
+    stack.run_pod("done-1", [busybox("main", "true")], labels={"app": "done"})
+    stack.wait_for_phase("done-1", "Succeeded")
+    # finishedAt and startedAt have whole seconds: start the recording in a later one.
+    time.sleep(1.1)
+    record(stack, "done")
+    stack.stop_recording("done")
+
+    # No agent reports a container that ended before the recording, so the stop must
+    # not wait for it until the final-result timeout (60 s in the stack).
+    def completed() -> dict[str, Any] | None:
+        recording = stack.recording("done")
+        conditions = recording.get("status", {}).get("conditions", [])
+        done = any(c["type"] == "Completed" and c["status"] == "True" for c in conditions)
+        return recording if done else None
+
+    recording = wait_for("the recording to complete", completed, patience=20.0)
+    assert recording["status"]["profiles"] == []
+    assert recording["status"]["containers"] == []
 
 
 def test_agent_killed_between_snapshots(stack: Stack) -> None:

@@ -249,9 +249,11 @@ def unreported_containers(
     """Name the started containers of selected pods that no agent has sent a result for.
 
     A stopped recording waits for these too (within its bound), because an agent may
-    still be collecting a container that ended just before the stop.
+    still be collecting a container that ended just before the stop. Containers that
+    ended before the recording started are left out, because no agent reports them.
     """
     assert view.spec is not None
+    started_at = view.status.started_at
     reported = {(result.spec.pod_uid, result.spec.container) for result in results}
     wanted = view.spec.containers
     response: Any = api.core.list_namespaced_pod(
@@ -266,9 +268,27 @@ def unreported_containers(
             container = entry.get("name", "")
             if not entry.get("containerID") or (wanted is not None and container not in wanted):
                 continue
+            if started_at is not None and _finished_before(entry, started_at):
+                continue
             if (metadata.get("uid"), container) not in reported:
                 missing.append(f"{metadata.get('name')}/{container}")
     return sorted(missing)
+
+
+def _finished_before(container_status: Mapping[str, Any], moment: datetime) -> bool:
+    """Tell whether a pod's container status says the container ended before `moment`.
+
+    finishedAt has whole seconds, so a container that ended in the second of `moment`
+    does not count as before it.
+    """
+    terminated = (container_status.get("state") or {}).get("terminated") or {}
+    finished = terminated.get("finishedAt")
+    if not isinstance(finished, str):
+        return False
+    try:
+        return datetime.fromisoformat(finished) < moment.replace(microsecond=0)
+    except ValueError:
+        return False
 
 
 def sync_recording(
