@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
@@ -18,7 +17,7 @@ from seccomp_recorder.enforce.seccomp import EnforcementError, compile_filter
 from seccomp_recorder.models.errors import ProfileError
 from seccomp_recorder.models.formats import parse_profile
 from seccomp_recorder.models.profile import SeccompProfile
-from seccomp_recorder.recorder.session import CommandNotFound, resolve_command
+from seccomp_recorder.recorder.session import CommandNotFound, exec_command, resolve_command
 from seccomp_recorder.syscalls.check import Severity, find_problems
 
 logger = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def handle(args: argparse.Namespace) -> int:
     except EnforcementError as error:
         return _fail(str(error), EXIT_ENFORCEMENT_FAILED)
     try:
-        os.execv(executable, command)
+        exec_command(executable, command)
     except OSError as error:
         # NB: the filter is in place, so this message may itself fail to print if the
         # profile denies write, but the exit status still reports the failure.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import NoReturn
 
 from seccomp_recorder.recorder.errors import RecorderError
 from seccomp_recorder.recorder.recorder import NamespaceRecording, Recorder, mount_namespace_of
@@ -23,6 +25,8 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 # The status a shell gives a command it cannot find or execute.
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
+# The shell that runs an executable file without a #! line, as execvp and shells do.
+SCRIPT_SHELL = "/bin/sh"
 
 
 class CommandNotFound(RecorderError):
@@ -63,6 +67,30 @@ def resolve_command(command: str, path: str | None = None) -> str:
     return found
 
 
+def exec_command(
+    executable: str, argv: Sequence[str], environment: Mapping[str, str] | None = None
+) -> NoReturn:
+    """Replace this process with `executable`, running `argv`.
+
+    A file that the kernel cannot execute (ENOEXEC: no #! line, not a binary) runs
+    through /bin/sh, as POSIX execvp and shells run it. Raises OSError when it fails.
+    """
+    try:
+        _execute(executable, argv, environment)
+    except OSError as error:
+        if error.errno != errno.ENOEXEC:
+            raise
+    _execute(SCRIPT_SHELL, [SCRIPT_SHELL, executable, *argv[1:]], environment)
+
+
+def _execute(
+    executable: str, argv: Sequence[str], environment: Mapping[str, str] | None
+) -> NoReturn:
+    if environment is None:
+        os.execv(executable, list(argv))
+    os.execve(executable, list(argv), dict(environment))
+
+
 def _set_child_subreaper(enabled: bool) -> None:
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, int(enabled), 0, 0, 0) != 0:
@@ -99,28 +127,30 @@ def record_command(
 
     The recorder becomes a child subreaper, so descendants that double-fork away
     from the command are reparented to it and waited for too. The command's own
-    exit status is returned in shell form: 128 + N when signal N ended it.
+    exit status is returned in shell form: 128 + N when signal N ended it. Raises
+    CommandNotFound when the command cannot be found or executed.
     """
     executable = resolve_command(argv[0], (environment or os.environ).get("PATH"))
     launcher_mntns = mount_namespace_of()
     _set_child_subreaper(True)
     try:
         # NB: os.pipe() gives close-on-exec descriptors, so the child makes no
-        # close() calls of its own between its release and its execve.
+        # close() calls of its own between its release and its execve. A successful
+        # execve closes the child's end of `failure` unwritten, so once every process
+        # has exited the parent reads there why the command could not run, or nothing.
         release_read, release_write = os.pipe()
+        failure_read, failure_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child replaces itself below
             try:
                 os.read(release_read, 1)
-                if environment is None:
-                    os.execv(executable, list(argv))
-                else:
-                    os.execve(executable, list(argv), dict(environment))
+                exec_command(executable, argv, environment)
             except OSError as error:
-                os.write(2, f"seccomp-recorder: cannot execute {executable}: {error}\n".encode())
+                os.write(failure_write, (error.strerror or str(error)).encode())
             os._exit(EXIT_NOT_EXECUTABLE)
 
         os.close(release_read)
+        os.close(failure_write)
         try:
             recorder.track(pid)
         finally:
@@ -129,15 +159,32 @@ def record_command(
         logger.info("recording %s (pid %d) and all its descendants", executable, pid)
 
         status = _wait_for_all(pid)
+        try:
+            reason = _read_all(failure_read).decode(errors="replace")
+        finally:
+            os.close(failure_read)
     finally:
         _set_child_subreaper(False)
 
+    if reason:
+        raise CommandNotFound(
+            f"cannot execute {executable}: {reason}: check its mode, its #! line and that"
+            " its interpreter exists",
+            EXIT_NOT_EXECUTABLE,
+        )
     recordings = recorder.snapshot()
     return CommandOutcome(
         exit_status=_shell_status(status),
         launcher_mntns=launcher_mntns,
         recordings=recordings,
     )
+
+
+def _read_all(descriptor: int) -> bytes:
+    chunks = []
+    while chunk := os.read(descriptor, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _wait_for_all(pid: int) -> int:
