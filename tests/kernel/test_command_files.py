@@ -61,3 +61,17 @@ def test_run_script_without_shebang(cli: Cli, tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert marker.exists()
+
+
+def test_run_exec_failure_when_write_denied(cli: Cli, tmp_path: Path) -> None:
+    script = write_script(tmp_path / "script", "#!/nonexistent/interpreter\ntrue\n")
+    profile = tmp_path / "no-write.json"
+    profile.write_text(
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["write", "writev"],'
+        ' "action": "SCMP_ACT_ERRNO"}]}'
+    )
+
+    result = cli.run("run", "--profile", str(profile), "--", str(script))
+
+    # The message cannot be written under this profile, but the status tells the cause.
+    assert result.returncode == 126, result.stderr

@@ -8,7 +8,9 @@ command's own is that execve. The command's exit status and signals are its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -114,6 +116,11 @@ def handle(args: argparse.Namespace) -> int:
     try:
         exec_command(executable, command)
     except OSError as error:
-        # NB: the filter is in place, so this message may itself fail to print if the
-        # profile denies write, but the exit status still reports the failure.
-        return _fail(f"cannot execute {executable} under the profile: {error}", 126)
+        # The filter is in place and may deny write. The message is then lost, but print()
+        # would raise and turn the exit status into 1, so it is written directly.
+        message = (
+            f"seccomp-recorder run: error: cannot execute {executable} under the profile: {error}\n"
+        )
+        with contextlib.suppress(OSError):
+            os.write(sys.stderr.fileno(), message.encode())
+        return 126
