@@ -73,5 +73,5 @@ def test_run_exec_failure_when_write_denied(cli: Cli, tmp_path: Path) -> None:
 
     result = cli.run("run", "--profile", str(profile), "--", str(script))
 
-    # The message cannot be written under this profile, but the status tells the cause.
+    # The message cannot be written under this profile, but the exit status reports the cause.
     assert result.returncode == 126, result.stderr

@@ -276,7 +276,7 @@ def unreported_containers(
 
 
 def _finished_before(container_status: Mapping[str, Any], moment: datetime) -> bool:
-    """Tell whether a pod's container status says the container ended before `moment`.
+    """Return whether a pod's container status reports an end before `moment`.
 
     finishedAt has whole seconds, so a container that ended in the second of `moment`
     does not count as before it.
