@@ -52,12 +52,13 @@ def test_help_names_the_variables(capsys: pytest.CaptureFixture[str]) -> None:
 def test_kopf_settings_use_project_names() -> None:
     settings = build_kopf_settings(load_settings({"SECCOMP_RECORDER_AGENT_IMAGE": IMAGE}))
     assert settings.persistence.finalizer == "seccomp-recorder.io/finalizer"
+    # kopf's state goes to status.kopf, which the CRDs keep opaque, not to annotations.
     progress = settings.persistence.progress_storage
-    assert isinstance(progress, kopf.AnnotationsProgressStorage)
-    assert progress.prefix == "seccomp-recorder.io"
+    assert isinstance(progress, kopf.StatusProgressStorage)
+    assert progress.field == ("status", "kopf", "progress")
     diffbase = settings.persistence.diffbase_storage
-    assert isinstance(diffbase, kopf.AnnotationsDiffBaseStorage)
-    assert diffbase.prefix == "seccomp-recorder.io"
+    assert isinstance(diffbase, kopf.StatusDiffBaseStorage)
+    assert diffbase.field == ("status", "kopf", "last-handled-configuration")
     assert settings.watching.server_timeout is not None
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout > settings.watching.server_timeout

@@ -66,6 +66,14 @@ class StatusModel(Model):
     model_config = ConfigDict(extra="ignore")
 
 
+# The operator's framework (kopf) keeps its handler progress in `status.kopf`, which is
+# opaque to everything else, so the CRDs preserve it as it is.
+KopfState = Annotated[
+    dict[str, Any] | None,
+    Field(json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
 EnumT = TypeVar("EnumT", bound=StrEnum)
 
 

@@ -54,6 +54,7 @@ _KEY_ORDER: Final = (
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
     "x-kubernetes-map-type",
+    "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-validations",
 )
 _ALLOWED_KEYS: Final = frozenset(_KEY_ORDER)
@@ -96,6 +97,8 @@ def _convert(
         elif key == "additionalProperties":
             if isinstance(value, Mapping):
                 result[key] = _convert(value, definitions, f"{path}.*", stack)
+            elif value is True and node.get("x-kubernetes-preserve-unknown-fields") is True:
+                pass  # An opaque object, kept whole by the API server.
             elif value is not False:
                 raise SchemaError(f"{path}: free-form objects are not allowed: declare the fields")
             # False is left out: the API server prunes unknown fields instead.

@@ -33,6 +33,7 @@ from seccomp_recorder.models.meta import (
     API_VERSION,
     LIST_TYPE_SET,
     Conditions,
+    KopfState,
     Model,
     NamespaceName,
     NodeName,
@@ -442,6 +443,9 @@ class NodeProfileStatus(StatusModel):
 
 class SeccompProfileStatus(StatusModel):
     """Observed state of a SeccompProfile, written by the operator."""
+
+    kopf: KopfState = None
+    """Handler progress and the last handled spec, kept by the operator's framework (kopf)."""
 
     phase: ProfilePhase | None = None
     """Summary of the state: Pending, Installed, Partial, Error or Terminating."""

@@ -32,6 +32,7 @@ from seccomp_recorder.models.meta import (
     MAX_LABEL_LENGTH,
     Conditions,
     ContainerName,
+    KopfState,
     Model,
     NodeName,
     ObjectName,
@@ -329,6 +330,9 @@ def _check_unique_containers(
 
 class SeccompRecordingStatus(StatusModel):
     """Observed state of a SeccompRecording, written by the operator."""
+
+    kopf: KopfState = None
+    """Handler progress and the last handled spec, kept by the operator's framework (kopf)."""
 
     phase: RecordingPhase | None = None
     """Summary of the state: Pending, Recording, Completed or Failed."""

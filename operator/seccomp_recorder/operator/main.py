@@ -58,10 +58,15 @@ def build_kopf_settings(
         kopf_settings, settings, time.time_ns() if started_ns is None else started_ns
     )
     kopf_settings.persistence.finalizer = FINALIZER
-    # Handler progress and the last handled spec go into annotations under our prefix,
-    # not into the status, whose schema has no room for them.
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # Handler progress and the last handled spec go into `status.kopf`, which the CRDs
+    # keep opaque, and not into annotations: profiles synced from Git would otherwise
+    # show kopf's annotations as drift.
+    kopf_settings.persistence.progress_storage = kopf.StatusProgressStorage(
+        field="status.kopf.progress"
+    )
+    kopf_settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+        field="status.kopf.last-handled-configuration"
+    )
     kopf_settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
     kopf_settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
     kopf_settings.watching.connect_timeout = CONNECT_TIMEOUT
