@@ -305,12 +305,22 @@ def _syscall_cost(section: dict[str, Any]) -> list[str]:
 
 def _syscall_notes(section: dict[str, Any]) -> list[str]:
     """Return the facts of this run that qualify part 1's figures, one paragraph each."""
-    foreign = max((run.get("sys_enter_links_before") or 0) for run in section["runs"])
-    notes = [
-        f"BPF links that other processes had on sys_enter before a variant's untraced runs:"
-        f" at most {foreign} in this run"
-        + (" (so some baselines ran with foreign programs attached)." if foreign else ".")
-    ]
+    pairs = [run for run in section["runs"] if run["loop"] == section["loops"][0]]
+    foreign = [run.get("sys_enter_links_before") or 0 for run in pairs]
+    if any(foreign):
+        shared = sum(1 for links in foreign if links)
+        # The first program on sys_enter sets every task's syscall-tracepoint work flag
+        # (syscall_regfunc in kernel/tracepoint.c); later ones only add their own run.
+        shared_note = (
+            f"Other jobs on the machine had BPF programs on sys_enter during {shared} of the"
+            f" {len(pairs)} pairs of this run (up to {max(foreign)} links). The kernel then"
+            " takes its traced-syscall path for every call anyway, so a variant adds only the"
+            " cost of running its own program, the baselines are slower, and the floor is"
+            " lower than on a machine where nothing else is attached."
+        )
+        notes = [shared_note]
+    else:
+        notes = ["No other job had a BPF program on sys_enter during this run."]
     held = [
         run["agent_bpf_link_fds"]
         for run in section["runs"]
