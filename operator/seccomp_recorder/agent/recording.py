@@ -54,8 +54,9 @@ from seccomp_recorder.agent.settings import AgentSettings
 from seccomp_recorder.models.profile import Architecture
 from seccomp_recorder.recorder.analysis import container_syscalls
 from seccomp_recorder.recorder.errors import RecorderError
-from seccomp_recorder.recorder.maps import Event, EventType, Stat
+from seccomp_recorder.recorder.maps import Abi, Event, EventType, Phase, Stat
 from seccomp_recorder.recorder.recorder import (
+    ExecRecord,
     Mode,
     NamespaceRecording,
     Recorder,
@@ -96,11 +97,38 @@ class Namespace:
 
 @dataclass
 class Finished:
-    """A namespace whose processes are gone, collected but not yet matched to a pod."""
+    """A namespace whose processes are gone: its calls, taken out of the kernel, to report.
+
+    `deadline` is the wall-clock time after which calls no pod claims are dropped.
+    """
 
     recording: NamespaceRecording
     container_id: str
     deadline: float
+
+    def document(self) -> dict[str, Any]:
+        record = self.recording.exec_record
+        return {
+            "mntns": self.recording.mntns,
+            "containerId": self.container_id,
+            "deadline": self.deadline,
+            "numbers": {
+                phase.name: {abi.name: sorted(numbers) for abi, numbers in by_abi.items()}
+                for phase, by_abi in self.recording.numbers.items()
+            },
+            "execRecord": None if record is None else asdict(record),
+        }
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Finished:
+        recording = NamespaceRecording(int(document["mntns"]))
+        for phase, by_abi in document["numbers"].items():
+            for abi, numbers in by_abi.items():
+                for number in numbers:
+                    recording.add(Phase[phase], Abi[abi], int(number))
+        if document.get("execRecord") is not None:
+            recording.exec_record = ExecRecord(**document["execRecord"])
+        return cls(recording, document["containerId"], float(document["deadline"]))
 
 
 @dataclass
@@ -110,11 +138,15 @@ class ControllerState:
     namespaces: dict[int, Namespace] = field(default_factory=dict)
     # Keyed by "<recording uid>/<container id>".
     sent: dict[str, Sent] = field(default_factory=dict)
+    # Ended namespaces not reported yet, keyed by "<mntns>/<container id>". Their calls
+    # live only here once they are out of the kernel's maps.
+    finished: dict[str, Finished] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         document = {
             "namespaces": {str(k): asdict(v) for k, v in self.namespaces.items()},
             "sent": {k: asdict(v) for k, v in self.sent.items()},
+            "finished": {k: v.document() for k, v in self.finished.items()},
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         atomicfile.write_atomic(path, json.dumps(document, sort_keys=True) + "\n")
@@ -131,6 +163,9 @@ class ControllerState:
         return cls(
             namespaces={int(k): Namespace(**v) for k, v in document.get("namespaces", {}).items()},
             sent={k: Sent(**v) for k, v in document.get("sent", {}).items()},
+            finished={
+                k: Finished.from_document(v) for k, v in document.get("finished", {}).items()
+            },
         )
 
 
@@ -161,7 +196,6 @@ class RecordingController:
         self.state_path = settings.state_dir / STATE_FILE
         self.state = ControllerState.load(self.state_path)
         self.recorder: Recorder | None = None
-        self._finished: dict[int, Finished] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_sweep = 0.0
@@ -248,7 +282,7 @@ class RecordingController:
         self._finalize_stopped(containers, recordings)
 
         self._report_attached(active)
-        if not active and not self._finished:
+        if not active and not self.state.finished:
             self._detach()
         if self._dirty:
             self._save()
@@ -401,21 +435,34 @@ class RecordingController:
                 self._collect(mntns)
 
     def _collect(self, mntns: int) -> None:
-        """Take a finished namespace's calls out of the kernel and queue them for reporting."""
+        """Take a finished namespace's calls out of the kernel and queue them for reporting.
+
+        NB: the calls are written to the state file before they are deleted from the
+        kernel's maps, so an agent killed at any moment loses none of them.
+        """
         assert self.recorder is not None
-        recording = self.recorder.collect(mntns)
         namespace = self.state.namespaces.pop(mntns, None)
         self._dirty = True
-        if namespace is None or namespace.container_id is None:
-            return
-        if not recording.numbers and recording.exec_record is None:
-            return
-        if namespace.pod_uid is not None and namespace.pod_uid not in self._pod_uids():
+        kept: Finished | None = None
+        reportable = namespace is not None and namespace.container_id is not None and not (
             # Another node's pod, or a container no kubelet started: nothing to report.
-            return
-        self._finished[mntns] = Finished(
-            recording, namespace.container_id, time.monotonic() + UNMATCHED_GRACE
+            namespace.pod_uid is not None and namespace.pod_uid not in self._pod_uids()
         )
+        if reportable:
+            assert namespace is not None and namespace.container_id is not None
+            recording = self.recorder.snapshot(mntns).get(mntns, NamespaceRecording(mntns))
+            if recording.numbers or recording.exec_record is not None:
+                kept = Finished(recording, namespace.container_id, time.time() + UNMATCHED_GRACE)
+                self.state.finished[f"{mntns}/{namespace.container_id}"] = kept
+                self._save()
+
+        latest = self.recorder.collect(mntns)
+        if kept is not None:
+            # Calls that arrived between the read and the delete.
+            for phase, by_abi in latest.numbers.items():
+                for abi, numbers in by_abi.items():
+                    for number in numbers:
+                        kept.recording.add(phase, abi, number)
 
     def _pod_uids(self) -> set[str]:
         return {(pod.get("metadata") or {}).get("uid", "") for pod in self.pods.objects()}
@@ -423,16 +470,17 @@ class RecordingController:
     # -- reporting --------------------------------------------------------------------------
 
     def _report_finished(self, containers: dict[str, PodContainer], recordings: list[Recording]) -> None:
-        for mntns, finished in list(self._finished.items()):
+        for key, finished in list(self.state.finished.items()):
             container = containers.get(finished.container_id)
             if container is None:
-                if time.monotonic() >= finished.deadline:
+                if time.time() >= finished.deadline:
                     logger.debug(
                         "dropping the calls of container %s: no pod on node %s names it",
                         finished.container_id[:12],
                         self.settings.node_name,
                     )
-                    del self._finished[mntns]
+                    del self.state.finished[key]
+                    self._dirty = True
                 continue
             done = all(
                 self._report(recording, container, finished.recording, final=True)
@@ -440,7 +488,8 @@ class RecordingController:
                 if selects(recording, container)
             )
             if done:
-                del self._finished[mntns]
+                del self.state.finished[key]
+                self._dirty = True
 
     def _snapshot_running(self, containers: dict[str, PodContainer], recordings: list[Recording]) -> None:
         assert self.recorder is not None
