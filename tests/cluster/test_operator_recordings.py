@@ -313,6 +313,29 @@ def test_deletion_waits_for_final_results(
     assert profile["metadata"]["annotations"]["seccomp-recorder.io/final"] == "true"
 
 
+def test_deleted_final_profile_stays_deleted(
+    kube: Kube, namespace: str, start_operator: StartOperator
+) -> None:
+    start_operator()
+    recording = create_recording(kube, namespace, "web")
+    kube.create(RESULTS, result_body(recording, "web-1", "app", {X86_64: ["read"]}, final=True))
+    wait_for_profile(kube, namespace, "web-app", {"read"})
+    kube.patch(RECORDINGS, namespace, "web", {"spec": {"active": False}})
+    wait_for_status(
+        kube, namespace, "web",
+        lambda status: any(item.get("type") == "Completed" and item.get("status") == "True"
+                           for item in status.get("conditions", [])),
+        "the recording to complete",
+    )
+
+    kube.delete(PROFILES, namespace, "web-app")
+    wait_for("the profile to be gone", lambda: kube.get(PROFILES, namespace, "web-app") is None)
+    kube.delete(RECORDINGS, namespace, "web")
+    wait_for("the recording to be gone", lambda: kube.get(RECORDINGS, namespace, "web") is None)
+
+    assert kube.get(PROFILES, namespace, "web-app") is None
+
+
 def test_deletion_wait_is_bounded(
     kube: Kube, namespace: str, start_operator: StartOperator
 ) -> None:

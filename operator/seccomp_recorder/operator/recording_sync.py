@@ -397,6 +397,15 @@ def sync_recording(
     return SyncOutcome(next_delay=min(delays) if delays and not done else None, done=done)
 
 
+def was_deleted_after_stop(view: RecordingView, name: str) -> bool:
+    """Tell whether a stopped recording's profile is gone because someone deleted it.
+
+    The recording listed it, so it existed; a user who deletes a profile of a finished
+    recording does not want the recording to make it again.
+    """
+    return view.status.phase is RecordingPhase.COMPLETED and name in view.status.profiles
+
+
 def write_profile(
     api: ApiClients,
     view: RecordingView,
@@ -416,6 +425,8 @@ def write_profile(
     """
     for _ in range(CONFLICT_ATTEMPTS):
         stored = get_custom(api, view.namespace, PROFILES, plan.name)
+        if stored is None and was_deleted_after_stop(view, plan.name):
+            return WriteDecision(WriteKind.UNCHANGED)
         existing = ExistingProfile.from_body(stored) if stored is not None else None
         decision = decide_write(
             plan, template, recording=view.name, final=final, existing=existing, now=now,
