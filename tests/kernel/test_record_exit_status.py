@@ -121,3 +121,29 @@ def test_record_waits_for_daemon(
     assert "setsid" in names
     # Made by the daemon after the command it came from had exited.
     assert "sched_getparam" in names
+
+
+def test_killed_recorder_takes_command_along(
+    recording_host: None, cli: Cli, processes: Processes, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "command.pid"
+    recorder = cli.start(
+        "record", "-o", str(tmp_path / "never.yaml"), "--",
+        "/bin/sh", "-c", f"echo $$ > {pid_file}; exec sleep 600",
+    )
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.05)
+    command = int(pid_file.read_text())
+    pidfd = os.pidfd_open(command)
+    processes.adopt(command)
+
+    recorder.send_signal(signal.SIGKILL)
+    recorder.wait(timeout=COMMAND_TIMEOUT)
+
+    # The command gets SIGKILL as its parent dies; the pidfd turns readable once it exited.
+    readable, _, _ = select.select([pidfd], [], [], COMMAND_TIMEOUT)
+    os.close(pidfd)
+    assert readable, "the command outlived the recorder that was killed"
+    assert not (tmp_path / "never.yaml").exists()
