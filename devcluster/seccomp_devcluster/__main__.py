@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         try:
             print(usage_text(cluster), flush=True)
-            stopping.wait()
+            # NB: a wait with a timeout, because a signal arriving while the main thread
+            # blocks in an untimed wait was seen not to run its handler until much later.
+            while not stopping.wait(0.5):
+                pass
         finally:
             cluster.stop()
     print("Dev cluster stopped.", flush=True)
