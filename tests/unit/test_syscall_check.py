@@ -189,3 +189,34 @@ def test_problems_come_in_document_order() -> None:
 def test_warning_text_is_marked() -> None:
     problem = Problem("flags[0]", "text", Severity.WARNING)
     assert str(problem) == "flags[0]: warning: text"
+
+
+def test_repeated_argument_index_is_a_warning() -> None:
+    rule = {
+        "names": ["mkdirat"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [
+            {"index": 2, "value": 448, "op": "SCMP_CMP_GE"},
+            {"index": 2, "value": 511, "op": "SCMP_CMP_LE"},
+        ],
+    }
+
+    problems = find_problems(spec(syscalls=[allow("clone3"), rule]))
+
+    assert [problem.path for problem in problems] == ["syscalls[1].args"]
+    assert problems[0].severity is Severity.WARNING
+    assert "more than one condition compares argument 2" in problems[0].message
+    assert "any one condition holds, not all" in problems[0].message
+
+
+def test_distinct_argument_indexes_pass() -> None:
+    rule = {
+        "names": ["mkdirat"],
+        "action": "SCMP_ACT_ALLOW",
+        "args": [
+            {"index": 0, "value": 3, "op": "SCMP_CMP_EQ"},
+            {"index": 2, "value": 511, "op": "SCMP_CMP_LE"},
+        ],
+    }
+
+    assert find_problems(spec(syscalls=[allow("clone3"), rule])) == []

@@ -21,6 +21,7 @@ from seccomp_recorder.models.profile import (
     Flag,
     Operator,
     SeccompProfileSpec,
+    SyscallArgument,
     SyscallRule,
 )
 from seccomp_recorder.syscalls import tables
@@ -120,26 +121,46 @@ def _syscall_number(name: str, native: Architecture) -> int | None:
     return tables.syscall_number(native, name)
 
 
+def condition_groups(rule: SyscallRule) -> list[list[SyscallArgument]]:
+    """Return the argument conditions of `rule` grouped into the libseccomp rules to add.
+
+    All conditions go into one rule, which applies when every one holds, unless two of
+    them compare the same argument. libseccomp rejects such a rule with EINVAL, so runc
+    (libcontainer/seccomp) and crun then add each condition as a rule of its own, and the
+    rule applies when any one condition holds. This function does the same.
+    """
+    indexes = [argument.index for argument in rule.args]
+    if len(set(indexes)) == len(indexes):
+        return [list(rule.args)]
+    return [[argument] for argument in rule.args]
+
+
 def _add_rule(compiled: CompiledFilter, rule: SyscallRule, native: Architecture) -> None:
     action = action_value(rule.action, rule.errno_ret)
-    arguments = [
-        pyseccomp.Arg(argument.index, _OPERATORS[argument.op], argument.value, argument.value_two)
-        for argument in rule.args
+    groups = [
+        [
+            pyseccomp.Arg(
+                argument.index, _OPERATORS[argument.op], argument.value, argument.value_two
+            )
+            for argument in group
+        ]
+        for group in condition_groups(rule)
     ]
     for name in rule.names:
         number = _syscall_number(name, native)
         if number is None:
             compiled.skipped_names.append(name)
             continue
-        try:
-            compiled.filter.add_rule(action, number, *arguments)
-        except OSError as error:
-            if error.errno == errno.EACCES:
-                # libseccomp rejects a rule whose action equals the default action.
-                continue
-            raise EnforcementError(
-                f"adding the rule for syscall {name!r} ({rule.action}) failed: {error}"
-            ) from error
+        for arguments in groups:
+            try:
+                compiled.filter.add_rule(action, number, *arguments)
+            except OSError as error:
+                if error.errno == errno.EACCES:
+                    # libseccomp rejects a rule whose action equals the default action.
+                    break
+                raise EnforcementError(
+                    f"adding the rule for syscall {name!r} ({rule.action}) failed: {error}"
+                ) from error
 
 
 def compile_filter(spec: SeccompProfileSpec) -> CompiledFilter:

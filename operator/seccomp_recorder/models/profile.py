@@ -285,7 +285,9 @@ class SyscallRule(Model):
     """Errno returned by SCMP_ACT_ERRNO, or message passed to the tracer by SCMP_ACT_TRACE."""
 
     args: tuple[SyscallArgument, ...] = ()
-    """Argument conditions, all of which must hold for the rule to apply."""
+    """Argument conditions, all of which must hold for the rule to apply. When two conditions
+    compare the same argument, runc and crun apply each condition as a rule of its own, so
+    any one of them suffices."""
 
     @model_validator(mode="after")
     def _check(self) -> SyscallRule:

@@ -57,6 +57,7 @@ def find_problems(spec: SeccompProfileSpec, *, native: Architecture | None = Non
     problems = _check_names(spec, native)
     problems += _check_actions(spec)
     problems += _check_flags(spec)
+    problems += _check_argument_indexes(spec)
     problems += _check_clone3(spec)
     return sorted(problems, key=lambda problem: _document_order(problem.path))
 
@@ -121,6 +122,32 @@ def _check_flags(spec: SeccompProfileSpec) -> list[Problem]:
                     Severity.WARNING,
                 )
             )
+    return problems
+
+
+def _check_argument_indexes(spec: SeccompProfileSpec) -> list[Problem]:
+    """Warn about rules whose conditions compare one argument more than once.
+
+    runc, crun and `seccomp-recorder run` add each condition of such a rule as a rule of
+    its own, because libseccomp rejects the rule whole. The rule then applies when any
+    one condition holds, not when all do, which may permit more than its author meant.
+    """
+    problems = []
+    for rule_index, rule in enumerate(spec.syscalls):
+        indexes = [argument.index for argument in rule.args]
+        repeated = sorted({index for index in indexes if indexes.count(index) > 1})
+        if not repeated:
+            continue
+        listed = ", ".join(str(index) for index in repeated)
+        problems.append(
+            Problem(
+                f"syscalls[{rule_index}].args",
+                f"more than one condition compares argument {listed}, so runtimes apply each"
+                " condition as a separate rule, and the rule applies when any one condition"
+                " holds, not all: write one rule per condition to make that explicit",
+                Severity.WARNING,
+            )
+        )
     return problems
 
 
