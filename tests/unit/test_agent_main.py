@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from seccomp_recorder.agent import main
-from seccomp_recorder.agent.settings import AgentSettings, LogFormat
+from seccomp_recorder.agent.settings import AgentSettings
+from seccomp_recorder.setting_values import LogFormat
 
 
 @pytest.fixture

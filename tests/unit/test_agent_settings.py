@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from seccomp_recorder.agent.settings import LogFormat, SettingsError, load_settings
+from seccomp_recorder.agent.settings import SettingsError, load_settings
+from seccomp_recorder.setting_values import LogFormat
 
 NODE = {"SECCOMP_RECORDER_NODE_NAME": "node-1"}
 

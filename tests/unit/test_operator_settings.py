@@ -7,11 +7,11 @@ from pathlib import PurePosixPath
 import pytest
 
 from seccomp_recorder.operator.settings import (
-    LogFormat,
     PullPolicy,
     SettingsError,
     load_settings,
 )
+from seccomp_recorder.setting_values import LogFormat
 
 IMAGE = "registry.example.com/seccomp-recorder:0.1.0"
 

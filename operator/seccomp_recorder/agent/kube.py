@@ -8,50 +8,34 @@ through the one `ApiClients` built by `connect`, whose connection pool is thread
 
 from __future__ import annotations
 
-import json
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import kubernetes
 
 from seccomp_recorder.agent.settings import AgentSettings
+from seccomp_recorder.kubeapi import (
+    GROUP,
+    MERGE_PATCH,
+    PROFILES,
+    RECORDING_RESULTS,
+    RECORDINGS,
+    REQUEST_TIMEOUT,
+    VERSION,
+    ApiClients,
+    KubeObject,
+    read_json,
+)
 
-KubeObject = dict[str, Any]
+__all__ = [
+    "GROUP", "MERGE_PATCH", "PROFILES", "RECORDINGS", "RECORDING_RESULTS", "REQUEST_TIMEOUT",
+    "VERSION", "ApiClients", "KubeObject", "connect", "describe", "event_body",
+    "now_rfc3339", "patch_profile_status", "patch_status", "post_event", "read_json",
+]
 
-GROUP: Final = "seccomp-recorder.io"
-VERSION: Final = "v1alpha1"
-PROFILES: Final = "seccompprofiles"
-RECORDINGS: Final = "seccomprecordings"
-RECORDING_RESULTS: Final = "seccomprecordingresults"
-
-MERGE_PATCH: Final = "application/merge-patch+json"
 # `source.component` and `reportingComponent` of the Events the agent posts.
 EVENT_COMPONENT: Final = "seccomp-recorder-agent"
-# Seconds a short request (not a watch) may take before it fails and is retried.
-REQUEST_TIMEOUT: Final = 30.0
-
-
-@dataclass(frozen=True)
-class ApiClients:
-    """The API clients the agent shares: one connection pool, one typed API per group."""
-
-    api_client: kubernetes.client.ApiClient
-    core: kubernetes.client.CoreV1Api
-    custom: kubernetes.client.CustomObjectsApi
-
-    @classmethod
-    def from_api_client(cls, api_client: kubernetes.client.ApiClient) -> ApiClients:
-        return cls(
-            api_client=api_client,
-            core=kubernetes.client.CoreV1Api(api_client),
-            custom=kubernetes.client.CustomObjectsApi(api_client),
-        )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self.api_client.close()  # type: ignore[no-untyped-call]
 
 
 def connect(settings: AgentSettings) -> ApiClients:
@@ -73,12 +57,6 @@ def connect(settings: AgentSettings) -> ApiClients:
     # so urllib3's immediate retries would only add delay and log lines.
     configuration.retries = False
     return ApiClients.from_api_client(kubernetes.client.ApiClient(configuration))
-
-
-def read_json(response: Any) -> KubeObject:
-    """Decode the body of a response read with `_preload_content=False`."""
-    decoded: KubeObject = json.loads(response.data)
-    return decoded
 
 
 def describe(obj: KubeObject) -> str:

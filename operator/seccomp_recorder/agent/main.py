@@ -23,7 +23,8 @@ from pythonjsonlogger.json import JsonFormatter
 from seccomp_recorder.agent import informers, kube, metrics
 from seccomp_recorder.agent.installer import ProfileInstaller
 from seccomp_recorder.agent.recording import RecordingController
-from seccomp_recorder.agent.settings import AgentSettings, LogFormat, SettingsError, load_settings
+from seccomp_recorder.agent.settings import AgentSettings, SettingsError, load_settings
+from seccomp_recorder.setting_values import LogFormat
 
 logger = logging.getLogger(__name__)
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
+
+from seccomp_recorder import setting_values
+from seccomp_recorder.setting_values import LOG_LEVELS, LogFormat
 
 ENV_PREFIX: Final = "SECCOMP_RECORDER_"
 
@@ -44,14 +45,8 @@ class SettingsError(ValueError):
     """An invalid or missing setting; the message names the flag or variable to fix."""
 
 
-class LogFormat(StrEnum):
-    """Format of the agent's log lines on stderr."""
-
-    TEXT = "text"
-    JSON = "json"
 
 
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -112,24 +107,8 @@ def _existing_file(text: str) -> Path:
     return path
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"invalid number of seconds {text!r}: use a number such as 10") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"invalid number of seconds {text!r}: use a number above 0")
-    return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid port {text!r}: use a whole number from 0 to 65535") from None
-    if not 0 <= value <= 65535:
-        raise ValueError(f"invalid port {text!r}: use a whole number from 0 to 65535")
-    return value
 
 
 def _address(text: str) -> str:
@@ -142,19 +121,8 @@ def _address(text: str) -> str:
     return text
 
 
-def _log_level(text: str) -> str:
-    level = text.upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"invalid log level {text!r}: use one of {', '.join(LOG_LEVELS)}")
-    return level
 
 
-def _log_format(text: str) -> LogFormat:
-    try:
-        return LogFormat(text.lower())
-    except ValueError:
-        choices = ", ".join(LogFormat)
-        raise ValueError(f"invalid log format {text!r}: use one of {choices}") from None
 
 
 @dataclass(frozen=True)
@@ -194,7 +162,7 @@ _OPTIONS: Final = (
     ),
     _Option(
         "snapshot_interval",
-        _positive_seconds,
+        setting_values.positive_seconds,
         f"seconds between snapshots of the recording state (default {DEFAULT_SNAPSHOT_INTERVAL:g})",
     ),
     _Option(
@@ -202,11 +170,11 @@ _OPTIONS: Final = (
         _existing_file,
         "kubeconfig file to connect with (default: the pod's in-cluster service account)",
     ),
-    _Option("log_level", _log_level, f"{', '.join(LOG_LEVELS)} (default INFO)"),
-    _Option("log_format", _log_format, "text or json (default text)"),
+    _Option("log_level", setting_values.log_level, f"{', '.join(LOG_LEVELS)} (default INFO)"),
+    _Option("log_format", setting_values.log_format, "text or json (default text)"),
     _Option(
         "metrics_port",
-        _port,
+        setting_values.port,
         "port for Prometheus metrics at /metrics, 0 for none (default 0)",
     ),
     _Option(

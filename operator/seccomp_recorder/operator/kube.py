@@ -15,53 +15,39 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-KubeObject = dict[str, Any]
+from seccomp_recorder.kubeapi import (
+    API_VERSION,
+    GROUP,
+    MERGE_PATCH,
+    PROFILES,
+    RECORDING_RESULTS,
+    RECORDINGS,
+    REQUEST_TIMEOUT,
+    VERSION,
+    ApiClients,
+    KubeObject,
+    read_json,
+)
 
-GROUP: Final = "seccomp-recorder.io"
-VERSION: Final = "v1alpha1"
-API_VERSION: Final = f"{GROUP}/{VERSION}"
-PROFILES: Final = "seccompprofiles"
-RECORDINGS: Final = "seccomprecordings"
-RECORDING_RESULTS: Final = "seccomprecordingresults"
+__all__ = [
+    "API_VERSION", "CONFLICT_ATTEMPTS", "GROUP", "HTTP_CONFLICT", "HTTP_INVALID",
+    "HTTP_NOT_FOUND", "MERGE_PATCH", "PROFILES", "RECORDINGS", "RECORDING_RESULTS",
+    "REQUEST_TIMEOUT", "VERSION", "ApiClients", "ConflictError", "KubeObject", "connect",
+    "create_custom", "describe_error", "get_custom", "is_status", "list_custom", "patch_status",
+    "read_json", "replace_custom", "update_status",
+]
 
-MERGE_PATCH: Final = "application/merge-patch+json"
-# Seconds a request may take before it fails.
-REQUEST_TIMEOUT: Final = 30.0
 # Attempts of a read-modify-write that meets 409 Conflict, each with a fresh read.
 CONFLICT_ATTEMPTS: Final = 5
 
 HTTP_NOT_FOUND: Final = 404
 HTTP_CONFLICT: Final = 409
 HTTP_INVALID: Final = 422
-
-
-@dataclass(frozen=True)
-class ApiClients:
-    """The API clients the operator shares: one connection pool, one typed API per group."""
-
-    api_client: kubernetes.client.ApiClient
-    core: kubernetes.client.CoreV1Api
-    apps: kubernetes.client.AppsV1Api
-    custom: kubernetes.client.CustomObjectsApi
-
-    @classmethod
-    def from_api_client(cls, api_client: kubernetes.client.ApiClient) -> ApiClients:
-        return cls(
-            api_client=api_client,
-            core=kubernetes.client.CoreV1Api(api_client),
-            apps=kubernetes.client.AppsV1Api(api_client),
-            custom=kubernetes.client.CustomObjectsApi(api_client),
-        )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self.api_client.close()  # type: ignore[no-untyped-call]
 
 
 def connect() -> ApiClients:
@@ -81,12 +67,6 @@ def connect() -> ApiClients:
             client_configuration=configuration
         )
     return ApiClients.from_api_client(kubernetes.client.ApiClient(configuration))
-
-
-def read_json(response: Any) -> KubeObject:
-    """Decode the body of a response read with `_preload_content=False`."""
-    decoded: KubeObject = json.loads(response.data)
-    return decoded
 
 
 def is_status(error: ApiException, status: int) -> bool:

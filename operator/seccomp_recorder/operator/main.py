@@ -26,11 +26,11 @@ from seccomp_recorder.operator import handlers, metrics, peering
 from seccomp_recorder.operator.kube import GROUP, connect
 from seccomp_recorder.operator.settings import (
     ENV_PREFIX,
-    LogFormat,
     OperatorSettings,
     SettingsError,
     load_settings,
 )
+from seccomp_recorder.setting_values import LogFormat
 
 FINALIZER: Final = f"{GROUP}/finalizer"
 # Seconds a watch request lets the API server keep the stream open, and the client's

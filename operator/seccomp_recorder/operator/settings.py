@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, Final
+
+from seccomp_recorder import setting_values
+from seccomp_recorder.setting_values import LogFormat
 
 ENV_PREFIX: Final = "SECCOMP_RECORDER_"
 
@@ -44,7 +46,6 @@ DEFAULT_HEALTH_ADDRESS: Final = "0.0.0.0"
 # Seconds, kopf's default: a replica that sent no keep-alive for this long counts as gone.
 DEFAULT_PEERING_LIFETIME: Final = 60
 
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # RFC 1123 label: what Kubernetes requires of namespace names.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -59,11 +60,6 @@ class SettingsError(ValueError):
     """An invalid setting. The message names the environment variable to fix."""
 
 
-class LogFormat(StrEnum):
-    """Format of the operator's log lines on stderr."""
-
-    TEXT = "text"
-    JSON = "json"
 
 
 class PullPolicy(StrEnum):
@@ -228,24 +224,8 @@ def _resources(text: str) -> dict[str, dict[str, str]]:
     return value
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"invalid number of seconds {text!r}: use a number such as 30") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"invalid number of seconds {text!r}: use a number above 0")
-    return value
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid port {text!r}: use a whole number from 0 to 65535") from None
-    if not 0 <= value <= 65535:
-        raise ValueError(f"invalid port {text!r}: use a whole number from 0 to 65535")
-    return value
 
 
 def _address(text: str) -> str:
@@ -270,19 +250,8 @@ def _positive_whole_seconds(text: str) -> int:
     return value
 
 
-def _log_level(text: str) -> str:
-    level = text.upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"invalid log level {text!r}: use one of {', '.join(LOG_LEVELS)}")
-    return level
 
 
-def _log_format(text: str) -> LogFormat:
-    try:
-        return LogFormat(text.lower())
-    except ValueError:
-        choices = ", ".join(LogFormat)
-        raise ValueError(f"invalid log format {text!r}: use one of {choices}") from None
 
 
 # Setting attribute -> parser of its variable's text. The variable is the attribute's
@@ -297,19 +266,19 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "agent_tolerations": _tolerations,
     "agent_node_selector": _node_selector,
     "agent_resources": _resources,
-    "agent_snapshot_interval": _positive_seconds,
-    "profile_update_interval": _positive_seconds,
-    "final_result_timeout": _positive_seconds,
-    "log_level": _log_level,
-    "log_format": _log_format,
-    "metrics_port": _port,
+    "agent_snapshot_interval": setting_values.positive_seconds,
+    "profile_update_interval": setting_values.positive_seconds,
+    "final_result_timeout": setting_values.positive_seconds,
+    "log_level": setting_values.log_level,
+    "log_format": setting_values.log_format,
+    "metrics_port": setting_values.port,
     "metrics_address": _address,
-    "health_port": _port,
+    "health_port": setting_values.port,
     "health_address": _address,
     "peering_name": _dns_subdomain,
     "peering_lifetime": _positive_whole_seconds,
     "operator_deployment": _dns_subdomain,
-    "agent_metrics_port": _port,
+    "agent_metrics_port": setting_values.port,
 }
 _REQUIRED: Final = frozenset({"agent_image"})
 
