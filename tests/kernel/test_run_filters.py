@@ -64,3 +64,28 @@ def test_repeated_argument_index_any_condition_applies(cli: Cli, tmp_path: Path)
         assert not (tmp_path / mode).exists()
     assert results["755"].returncode == 0, results["755"].stderr
     assert (tmp_path / "755").is_dir()
+
+
+def test_oversized_filter_fails_with_cause(cli: Cli, tmp_path: Path) -> None:
+    # One rule per ioctl request number compiles to about one BPF instruction each.
+    rules = [
+        {
+            "names": ["ioctl"],
+            "action": "SCMP_ACT_ERRNO",
+            "args": [{"index": 1, "value": request, "op": "SCMP_CMP_EQ"}],
+        }
+        for request in range(5000)
+    ]
+    profile = write_profile(tmp_path / "profile.json", *rules)
+    marker = tmp_path / "marker"
+
+    validated = cli.run("validate", str(profile))
+    result = cli.run("run", "--profile", str(profile), "--", "touch", str(marker))
+
+    assert validated.returncode == 0, validated.stdout
+    assert "syscalls: warning: the compiled filter has" in validated.stdout
+    assert result.returncode == 125, result.stderr
+    assert "installing the seccomp filter failed: [Errno 125] Operation canceled" in result.stderr
+    assert "more than the kernel's limit of 4096 (BPF_MAXINSNS)" in result.stderr
+    assert "use fewer rules with argument conditions" in result.stderr
+    assert not marker.exists()

@@ -163,3 +163,24 @@ def test_no_file_is_usage_error() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["validate"])
     assert caught.value.code == 2
+
+
+def test_oversized_filter_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One rule per ioctl request number compiles to about one BPF instruction each.
+    rules = [
+        {
+            "names": ["ioctl"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 1, "value": request, "op": "SCMP_CMP_EQ"}],
+        }
+        for request in range(4200)
+    ]
+    path = write(tmp_path / "large.json", {**VALID, "syscalls": [*VALID["syscalls"], *rules]})
+
+    assert main(["validate", path]) == 0
+    lines = output_lines(capsys)
+    assert main(["validate", "--strict", path]) == 1
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{path}: syscalls: warning: the compiled filter has ")
+    assert "more than the kernel's limit of 4096 (BPF_MAXINSNS)" in lines[0]
+    assert "use fewer rules with argument conditions" in lines[0]

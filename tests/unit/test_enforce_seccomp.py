@@ -1,11 +1,22 @@
-"""Compiling profiles into libseccomp filters, checked in libseccomp's pseudo filter code."""
+"""Compiling profiles into libseccomp filters, checked in libseccomp's pseudo filter code,
+and the messages of filters that fail to load."""
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
-from typing import Any
+from typing import IO, Any
 
-from seccomp_recorder.enforce.seccomp import compile_filter, condition_groups
+import pytest
+
+from seccomp_recorder.enforce.seccomp import (
+    BPF_MAXINSNS,
+    CompiledFilter,
+    EnforcementError,
+    compile_filter,
+    condition_groups,
+)
 from seccomp_recorder.models.profile import SeccompProfileSpec, SyscallRule
 
 
@@ -95,3 +106,45 @@ def test_distinct_indexes_compile_to_one_conjunction() -> None:
     assert "if ($a0.lo32 == 3)" in code
     assert "if ($a2.lo32 == 448)" in code
     assert code.count("action ERRNO(1);") == 1
+
+
+class RejectedFilter:
+    """A libseccomp filter stand-in whose load fails as libseccomp 2.5 reports it."""
+
+    def __init__(self, instructions: int) -> None:
+        self.instructions = instructions
+
+    def load(self) -> None:
+        raise OSError(errno.ECANCELED, os.strerror(errno.ECANCELED))
+
+    def export_bpf(self, file: IO[bytes]) -> None:
+        file.write(b"\0" * 8 * self.instructions)
+
+
+def test_instruction_count_of_small_filter() -> None:
+    compiled = compile_filter(spec_of({"names": ["read", "write"], "action": "SCMP_ACT_ERRNO"}))
+
+    assert 0 < compiled.instruction_count() < BPF_MAXINSNS
+
+
+def test_oversized_filter_load_names_limit() -> None:
+    compiled = CompiledFilter(RejectedFilter(BPF_MAXINSNS + 1))
+
+    with pytest.raises(EnforcementError) as caught:
+        compiled.load()
+
+    message = str(caught.value)
+    assert message.startswith("installing the seccomp filter failed: [Errno 125]")
+    assert "the compiled filter has 4097 BPF instructions" in message
+    assert "limit of 4096 (BPF_MAXINSNS)" in message
+    assert "use fewer rules with argument conditions" in message
+
+
+def test_rejected_small_filter_load_names_kernel() -> None:
+    compiled = CompiledFilter(RejectedFilter(BPF_MAXINSNS))
+
+    with pytest.raises(EnforcementError) as caught:
+        compiled.load()
+
+    assert "the kernel rejected the filter" in str(caught.value)
+    assert "BPF_MAXINSNS" not in str(caught.value)

@@ -19,10 +19,17 @@ from seccomp_recorder.cli.profile_files import (
     native_architecture,
     read_input,
 )
+from seccomp_recorder.enforce.seccomp import (
+    BPF_MAXINSNS,
+    EnforcementError,
+    compile_filter,
+    describe_oversized_filter,
+)
 from seccomp_recorder.models.errors import ProfileError
 from seccomp_recorder.models.formats import parse_profile
-from seccomp_recorder.models.profile import Architecture, SeccompProfile
-from seccomp_recorder.syscalls.check import Severity, find_problems
+from seccomp_recorder.models.profile import Architecture, SeccompProfile, SeccompProfileSpec
+from seccomp_recorder.syscalls import tables
+from seccomp_recorder.syscalls.check import Problem, Severity, find_problems
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,8 +38,9 @@ def add_parser(subparsers: Any) -> None:
         help="check profile files and print every problem found",
         description="""\
 Check seccomp profiles in OCI JSON or Kubernetes YAML form: their fields, their
-syscall names against each listed architecture's syscall table, and settings that
-runc cannot load. Every problem is printed, not only the first, as FILE: PATH: message.
+syscall names against each listed architecture's syscall table, settings that runc
+cannot load, and the length of the compiled filter against the kernel's limit. Every
+problem is printed, not only the first, as FILE: PATH: message.
 """,
         epilog=EXIT_STATUS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,9 +87,35 @@ def _validate_file(path: str, *, native: Architecture, strict: bool) -> int:
     else:
         spec, prefix = parsed, ""
     problems = find_problems(spec, native=native)
+    oversized = _check_filter_size(spec, native)
+    if oversized is not None:
+        problems.append(oversized)
     for problem in problems:
         print(f"{path}: {prefix}{problem}")
     if not problems:
         print(f"{path}: valid")
     failing = [problem for problem in problems if strict or problem.severity is Severity.ERROR]
     return EXIT_INVALID_PROFILE if failing else EXIT_OK
+
+
+def _check_filter_size(spec: SeccompProfileSpec, native: Architecture) -> Problem | None:
+    """Warn when the filter that libseccomp compiles here is too long for the kernel to load.
+
+    The length depends on the libseccomp version and on the machine's architecture, which
+    libseccomp adds to every filter, so a node may compile a slightly different program.
+    The check is skipped when the profile is checked for another native architecture, or
+    when libseccomp cannot compile it here (the other checks report why).
+    """
+    try:
+        if not spec.architectures and native is not tables.native_architecture():
+            return None
+        count = compile_filter(spec, log_skipped=False).instruction_count()
+    except (EnforcementError, OSError, tables.UnsupportedArchitectureError):
+        return None
+    if count <= BPF_MAXINSNS:
+        return None
+    return Problem(
+        "syscalls",
+        f"{describe_oversized_filter(count)} (compiled with this machine's libseccomp)",
+        Severity.WARNING,
+    )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 # The value seccomp_syscall_resolve_name returns for an unknown name (__NR_SCMP_ERROR).
 _UNRESOLVED = -1
+# The kernel rejects a seccomp filter of more classic BPF instructions than this with
+# EINVAL (BPF_MAXINSNS, checked by seccomp_prepare_filter in kernel/seccomp.c).
+BPF_MAXINSNS = 4096
+# Size in bytes of one classic BPF instruction, struct sock_filter.
+_INSTRUCTION_SIZE = 8
 
 _ARCHITECTURES: dict[Architecture, int] = {
     Architecture.X86: pyseccomp.Arch.X86,
@@ -79,12 +86,45 @@ class CompiledFilter:
     filter: Any
     skipped_names: list[str] = field(default_factory=list)
 
+    def instruction_count(self) -> int:
+        """Generate the filter's BPF program, as loading it would, and return its length.
+
+        Raises OSError when libseccomp cannot generate the program.
+        """
+        with tempfile.TemporaryFile() as program:
+            self.filter.export_bpf(program)
+            return program.seek(0, os.SEEK_END) // _INSTRUCTION_SIZE
+
     def load(self) -> None:
         """Install the filter on the calling thread; it is inherited across fork and execve."""
         try:
             self.filter.load()
         except OSError as error:
-            raise EnforcementError(f"installing the seccomp filter failed: {error}") from error
+            message = f"installing the seccomp filter failed: {error}"
+            if error.errno == errno.ECANCELED:
+                message += f": {self._describe_rejection()}"
+            raise EnforcementError(message) from error
+
+    def _describe_rejection(self) -> str:
+        # libseccomp 2.5 reports the kernel's errors as ECANCELED (unless the filter sets
+        # SCMP_FLTATR_API_SYSRAWRC), so the reason is lost. The usual one is a program
+        # longer than BPF_MAXINSNS, which this function checks.
+        try:
+            count = self.instruction_count()
+        except OSError:
+            count = 0
+        if count > BPF_MAXINSNS:
+            return describe_oversized_filter(count)
+        return "the kernel rejected the filter (libseccomp reports its errors as ECANCELED)"
+
+
+def describe_oversized_filter(count: int) -> str:
+    """Return the explanation and fix for a filter of `count` instructions over BPF_MAXINSNS."""
+    return (
+        f"the compiled filter has {count} BPF instructions, more than the kernel's limit of"
+        f" {BPF_MAXINSNS} (BPF_MAXINSNS), so the kernel rejects it: use fewer rules with"
+        " argument conditions, for example one rule without conditions for each syscall"
+    )
 
 
 def action_value(action: Action, errno_ret: int | None) -> int:
@@ -163,12 +203,13 @@ def _add_rule(compiled: CompiledFilter, rule: SyscallRule, native: Architecture)
                 ) from error
 
 
-def compile_filter(spec: SeccompProfileSpec) -> CompiledFilter:
+def compile_filter(spec: SeccompProfileSpec, *, log_skipped: bool = True) -> CompiledFilter:
     """Build (without loading) the libseccomp filter for `spec`.
 
-    Raises EnforcementError for what libseccomp cannot express on this machine:
-    a base profile still to merge, a notify action, or an architecture libseccomp
-    does not know.
+    Names unknown on this machine are left out, and logged as a warning unless
+    `log_skipped` is false. Raises EnforcementError for what libseccomp cannot express
+    on this machine: a base profile still to merge, a notify action, or an architecture
+    libseccomp does not know.
     """
     if spec.base_profile_name is not None:
         raise EnforcementError(
@@ -207,7 +248,7 @@ def compile_filter(spec: SeccompProfileSpec) -> CompiledFilter:
 
     for rule in spec.syscalls:
         _add_rule(compiled, rule, native)
-    if compiled.skipped_names:
+    if compiled.skipped_names and log_skipped:
         logger.warning(
             "syscalls unknown on %s are left out of the filter and get the default action: %s",
             native,
