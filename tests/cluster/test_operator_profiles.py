@@ -151,6 +151,23 @@ def test_invalid_profile_is_an_error(
     assert "raed" in events[0]["message"]
 
 
+def test_name_too_long_for_file_is_an_error(
+    kube: Kube, namespace: str, fake_nodes: FakeNodes, start_operator: StartOperator
+) -> None:
+    # A real API server rejects this name (the CRD's maxLength is 250); the emulator does not.
+    name = "p" * 252
+    fake_nodes.add("a")
+    operator = start_operator(AGENT_NODE_SELECTOR=fake_nodes.selector)
+    kube.create(PROFILES, profile_body(namespace, name))
+
+    failed = wait_for_phase(kube, namespace, name, "Error", "0/1", operator)
+    valid = condition(failed, "Valid")
+    assert valid["status"] == "False"
+    assert "invalid profile name" in valid["message"]
+    assert "localhostProfile" not in failed["status"]
+    assert "ValueError" not in operator.log()
+
+
 def test_deletion_waits_for_existing_nodes(
     kube: Kube, namespace: str, fake_nodes: FakeNodes, start_operator: StartOperator
 ) -> None:

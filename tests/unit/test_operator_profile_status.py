@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from seccomp_recorder.models.meta import ConditionStatus
 from seccomp_recorder.models.profile import ProfilePhase, SeccompProfileStatus
 from seccomp_recorder.operator.conditions import find_condition
@@ -256,3 +258,33 @@ def test_deletion_ignores_removed_nodes() -> None:
 
 def test_deletion_without_entries_goes_at_once() -> None:
     assert deletion_blockers(status_with({}), {"a", "b"}) == []
+
+
+@pytest.mark.parametrize("length", [251, 253])
+def test_name_too_long_for_file_is_error(length: int) -> None:
+    # The API server rejects these names (maxLength 250), but an emulator may not.
+    body = profile_body(node_statuses={"a": entry("Installed")})
+    body["metadata"]["name"] = "p" * length
+
+    status = compute(body, {"a"})
+
+    assert status.phase is ProfilePhase.ERROR
+    assert status.localhost_profile is None
+    valid = condition(status, "Valid")
+    assert valid.status is ConditionStatus.FALSE
+    assert valid.message.startswith(f'metadata: invalid profile name "{"p" * length}"')
+    assert "use at most 250 lower-case letters" in valid.message
+    assert "create it again under a valid name" in valid.message
+    assert condition(status, "Installed").reason == "Invalid"
+    assert status.syscall_count == 3
+
+
+def test_name_error_is_announced() -> None:
+    body = profile_body()
+    body["metadata"]["name"] = "p" * 252
+    view = ProfileView.from_body(body)
+
+    events = status_events(view.status, compute_status(view, {"a"}, now=NOW), generation=2)
+
+    assert [event.reason for event in events] == [Reason.PROFILE_INVALID]
+    assert "invalid profile name" in events[0].message

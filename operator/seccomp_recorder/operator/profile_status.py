@@ -153,22 +153,43 @@ class ProfileView:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ProfileView:
-        """Read a SeccompProfile as the API returns it; an unreadable status counts as empty."""
+        """Read a SeccompProfile as the API returns it; an unreadable status counts as empty.
+
+        A name that cannot be a file name on the nodes is one of the errors.
+        """
         metadata = body.get("metadata") or {}
+        namespace = metadata.get("namespace", "")
+        name = metadata.get("name", "")
         spec, errors = parse_spec(body.get("spec") or {})
+        try:
+            localhost_profile(namespace, name)
+        except ValueError as error:
+            errors.insert(
+                0,
+                f"metadata: {error}. Nodes store the profile as <namespace>/<name>.json, so"
+                " no node installs it: create it again under a valid name",
+            )
         try:
             status = SeccompProfileStatus.model_validate(body.get("status") or {})
         except ValidationError:
             status = SeccompProfileStatus()
         return cls(
-            namespace=metadata.get("namespace", ""),
-            name=metadata.get("name", ""),
+            namespace=namespace,
+            name=name,
             generation=metadata.get("generation"),
             spec=spec,
             errors=tuple(errors),
             status=status,
             deleting=bool(metadata.get("deletionTimestamp")),
         )
+
+    @property
+    def localhost_profile(self) -> str | None:
+        """`localhostProfile` of the profile, or None when its name makes no valid file name."""
+        try:
+            return localhost_profile(self.namespace, self.name)
+        except ValueError:
+            return None
 
 
 def compute_status(
@@ -243,7 +264,7 @@ def compute_status(
     return status.model_copy(
         update={
             "phase": phase,
-            "localhost_profile": localhost_profile(profile.namespace, profile.name),
+            "localhost_profile": profile.localhost_profile,
             "syscall_count": count_allowed(profile.spec) if profile.spec is not None else None,
             "nodes_installed": len(installed),
             "nodes_targeted": len(targeted),
