@@ -64,7 +64,10 @@ class AgentProcess:
         return self.seccomp_dir / "seccomp-recorder" / namespace / f"{name}.json"
 
     def start(self) -> None:
-        """Start the process and wait until its installer has synced its informers."""
+        """Start the process and wait until its installer has synced its informers.
+
+        A start that fails or times out stops the process before it raises.
+        """
         self.work_dir.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         environment = dict(os.environ)
@@ -88,7 +91,13 @@ class AgentProcess:
                 env=environment,
                 start_new_session=True,
             )
-        self.wait_for_log("Informers synced", offset)
+        try:
+            self.wait_for_log("Informers synced", offset)
+        except BaseException:
+            # A caller whose start raised does not stop the process, so it is stopped here,
+            # or it would outlive the test.
+            self.stop()
+            raise
 
     def wait_for_log(self, text: str, offset: int = 0) -> None:
         deadline = time.monotonic() + PATIENCE

@@ -51,8 +51,9 @@ def start_operator_fixture(
         process = OperatorProcess(
             devcluster.kubeconfig_path, tmp_path / f"operator-{len(started)}.log", merged
         )
-        process.start()
+        # Listed before it starts, so that the teardown stops it whatever `start` leaves.
         started.append(process)
+        process.start()
         return process
 
     try:

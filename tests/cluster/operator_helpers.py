@@ -40,7 +40,10 @@ def unique(prefix: str) -> str:
 
 
 class OperatorProcess:
-    """One operator process with its own settings; `start` waits until it handles objects."""
+    """One operator process with its own settings; `start` waits until it handles objects.
+
+    A start that fails or times out stops the process before it raises.
+    """
 
     def __init__(self, kubeconfig: Path, log_path: Path, settings: dict[str, str]) -> None:
         self.kubeconfig = kubeconfig
@@ -68,7 +71,13 @@ class OperatorProcess:
             )
         # kopf logs in after the startup activities and starts its watches right after. An
         # object created from then on is seen at the latest by the watches' first list.
-        self.wait_for_log("Initial authentication has finished", offset)
+        try:
+            self.wait_for_log("Initial authentication has finished", offset)
+        except BaseException:
+            # A caller whose start raised does not stop the process, so it is stopped here,
+            # or it would outlive the test.
+            self.stop()
+            raise
 
     def wait_for_log(self, text: str, offset: int = 0) -> None:
         deadline = time.monotonic() + PATIENCE
