@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,10 @@ VALID = {
 def write(path: Path, document: object) -> str:
     path.write_text(json.dumps(document))
     return str(path)
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 def output_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -106,28 +112,49 @@ def test_all_files_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert lines[1] == f"{good}: valid"
 
 
-def test_unreadable_file_exits_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_file_exits_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     bad = write(tmp_path / "bad.json", {"defaultAction": "SCMP_ACT_DENY"})
     missing = tmp_path / "missing.json"
     assert main(["validate", bad, str(missing)]) == 2
-    assert output_lines(capsys)[-1].startswith(f"{missing}: cannot read the file: No such file")
+    assert errors_logged(caplog) == [
+        (
+            f"{missing}: cannot read the file: No such file or directory: check the path and"
+            " its permissions"
+        )
+    ]
+    assert not any(str(missing) in line for line in output_lines(capsys))
 
 
-def test_oversized_file_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_oversized_file_is_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "large.json"
     path.write_bytes(b" " * (MAX_INPUT_BYTES + 1))
     assert main(["validate", str(path)]) == 2
-    assert output_lines(capsys) == [
+    assert errors_logged(caplog) == [
         f"{path}: the input is larger than 16 MiB, so it is not a profile: check the path"
     ]
+    assert output_lines(capsys) == []
 
 
 def test_oversized_stdin_is_rejected(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(" " * (MAX_INPUT_BYTES + 1)))
     assert main(["validate", "-"]) == 2
-    assert output_lines(capsys)[-1].startswith("-: the input is larger than 16 MiB")
+    assert errors_logged(caplog)[0].startswith("-: the input is larger than 16 MiB")
+
+
+def test_unsupported_machine_needs_native_option(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("os.uname", lambda: os.uname_result(("Linux", "h", "6", "1", "vax")))
+    path = write(tmp_path / "ok.json", {**VALID, "architectures": []})
+
+    assert main(["validate", path]) == 2
+    assert "pass it with --native-architecture" in errors_logged(caplog)[0].lower()
 
 
 def test_file_of_max_size_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -167,7 +167,8 @@ def _check(spec: SeccompProfileSpec, args: argparse.Namespace, *, prefix: str) -
     problems = find_problems(spec, native=native_architecture(args))
     for problem in problems:
         if problem.severity is Severity.WARNING:
-            logger.warning("%s: %s%s", args.input, prefix, problem)
+            # The log line names the level, so the problem's own "warning: " is left out.
+            logger.warning("%s: %s%s: %s", args.input, prefix, problem.path, problem.message)
     errors = [f"{prefix}{problem}" for problem in problems if problem.severity is Severity.ERROR]
     if errors:
         raise ProfileError(*errors)

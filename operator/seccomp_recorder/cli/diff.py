@@ -11,6 +11,7 @@ committed profile then permits calls that the program no longer makes.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from seccomp_recorder.models.algebra import PERMISSIVENESS
 from seccomp_recorder.models.errors import ProfileError
 from seccomp_recorder.models.formats import parse_profile
 from seccomp_recorder.models.profile import Action, Architecture, SeccompProfile, SeccompProfileSpec
+
+logger = logging.getLogger(__name__)
 
 EXIT_DIFFERENT = 1
 
@@ -133,10 +136,10 @@ def _load(path: str) -> SeccompProfileSpec:
         raise CommandError(f"{path}: {'; '.join(error.problems)}", EXIT_USAGE) from error
     spec = parsed.spec if isinstance(parsed, SeccompProfile) else parsed
     if spec.base_profile_name:
-        print(
-            f"seccomp-recorder diff: warning: {path} names base profile"
-            f" {spec.base_profile_name!r}, whose calls are not compared",
-            file=sys.stderr,
+        logger.warning(
+            "%s names base profile %r, whose calls are not compared",
+            path,
+            spec.base_profile_name,
         )
     return spec
 
@@ -147,7 +150,7 @@ def handle(args: argparse.Namespace) -> int:
         old = permissions(_load(args.old), native)
         new = permissions(_load(args.new), native)
     except CommandError as error:
-        print(f"seccomp-recorder diff: error: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return error.exit_status
 
     difference = compare(old, new)

@@ -1,4 +1,8 @@
-"""Entry point of the `seccomp-recorder` command: one subcommand a module."""
+"""Entry point of the `seccomp-recorder` command: one subcommand a module.
+
+Errors, warnings and other diagnostics go to standard error through logging, in the form
+argparse gives its own errors: `seccomp-recorder SUBCOMMAND: error: message`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,17 @@ from seccomp_recorder.cli import convert, diff, record, run, validate
 SUBCOMMANDS = (record, run, convert, validate, diff)
 
 
+class CommandFormatter(logging.Formatter):
+    """Log formatter that writes a record as argparse writes an error: `PROG: level: message`."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__("%(message)s")
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{self.prog}: {record.levelname.lower()}: {super().format(record)}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seccomp-recorder",
@@ -25,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="level of the diagnostics written to stderr (default: warning)",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
     return parser
@@ -34,11 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="seccomp-recorder: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(CommandFormatter(f"{parser.prog} {args.subcommand}"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     status: int = args.handler(args)
     return status
 

@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +172,9 @@ def handle(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print(
-            "seccomp-recorder record: error: no command given: put the command to record"
-            " after --, for example: seccomp-recorder record -o profile.yaml -- ./my-tests",
-            file=sys.stderr,
+        logger.error(
+            "no command given: put the command to record after --, for example:"
+            " seccomp-recorder record -o profile.yaml -- ./my-tests"
         )
         return EXIT_USAGE
 
@@ -184,7 +182,7 @@ def handle(args: argparse.Namespace) -> int:
         _check_output_path(args.output)
         metadata = _metadata(args, command)
     except CommandError as error:
-        print(f"seccomp-recorder record: error: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return error.exit_status
 
     settings = RecorderSettings.from_environment(object_path=args.bpf_object, btf_path=args.btf)
@@ -193,19 +191,18 @@ def handle(args: argparse.Namespace) -> int:
             outcome = record_command(command, recorder)
             losses = {stat: count for stat, count in recorder.stats().items() if count}
     except CommandNotFound as error:
-        print(f"seccomp-recorder record: error: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return error.exit_status
     except RecorderError as error:
-        print(f"seccomp-recorder record: error: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return EXIT_RECORDER_FAILED
 
     lost = [LOSS_COUNTERS[stat] for stat in losses if stat in LOSS_COUNTERS]
     if lost:
-        print(
-            "seccomp-recorder record: error: syscalls were lost while recording ("
-            + "; ".join(lost)
-            + "), so no profile is written: record fewer processes at once",
-            file=sys.stderr,
+        logger.error(
+            "syscalls were lost while recording (%s), so no profile is written: record fewer"
+            " processes at once",
+            "; ".join(lost),
         )
         return EXIT_RECORDER_FAILED
 
@@ -219,7 +216,7 @@ def handle(args: argparse.Namespace) -> int:
         text = _render(recorded, args, metadata)
         write_output(args.output, text)
     except (CommandError, ProfileError) as error:
-        print(f"seccomp-recorder record: error: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return EXIT_RECORDER_FAILED
     if args.output not in (None, STDIN_STDOUT):
         logger.info("wrote the profile of %d syscalls to %s", len(recorded.all_names()), args.output)
@@ -281,11 +278,11 @@ def profile_annotations(recorded: RecordedSyscalls) -> dict[str, str]:
 def _render(recorded: RecordedSyscalls, args: argparse.Namespace, metadata: ObjectMeta) -> str:
     for architecture, numbers in sorted(recorded.unknown_numbers.items()):
         for number in sorted(numbers):
-            print(
-                f"seccomp-recorder record: warning: syscall number {number} has no name on"
-                f" {architecture}; it is not in the profile (newer than this recorder's"
-                " tables?)",
-                file=sys.stderr,
+            logger.warning(
+                "syscall number %d has no name on %s; it is not in the profile (newer than"
+                " this recorder's tables?)",
+                number,
+                architecture,
             )
     names = recorded.all_names()
     if not names:

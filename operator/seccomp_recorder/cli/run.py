@@ -69,7 +69,7 @@ The filter sets no_new_privs, as libseccomp does by default.
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"seccomp-recorder run: error: {message}", file=sys.stderr)
+    logger.error("%s", message)
     return status
 
 

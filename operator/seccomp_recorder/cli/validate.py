@@ -2,12 +2,14 @@
 
 Each problem is printed to standard output as `FILE: PATH: message`, where PATH points
 into the document (such as `spec.syscalls[0].names`). Warnings are printed too but
-fail the command only with --strict.
+fail the command only with --strict. A file that cannot be read is an error of the
+command, written to standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from seccomp_recorder.cli.profile_files import (
@@ -30,6 +32,8 @@ from seccomp_recorder.models.formats import parse_profile
 from seccomp_recorder.models.profile import Architecture, SeccompProfile, SeccompProfileSpec
 from seccomp_recorder.syscalls import tables
 from seccomp_recorder.syscalls.check import Problem, Severity, find_problems
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -61,7 +65,11 @@ problem is printed, not only the first, as FILE: PATH: message.
 
 
 def handle(args: argparse.Namespace) -> int:
-    native = native_architecture(args)
+    try:
+        native = native_architecture(args)
+    except CommandError as error:
+        logger.error("%s", error)
+        return error.exit_status
     status = EXIT_OK
     for path in args.files:
         status = max(status, _validate_file(path, native=native, strict=args.strict))
@@ -73,7 +81,7 @@ def _validate_file(path: str, *, native: Architecture, strict: bool) -> int:
     try:
         text = read_input(path)
     except CommandError as error:
-        print(error)
+        logger.error("%s", error)
         return error.exit_status
     try:
         parsed = parse_profile(text)
