@@ -1,9 +1,17 @@
-"""The pure parts of `seccomp-recorder record`: profile annotations and the default name."""
+"""The parts of `seccomp-recorder record` that need no kernel: profile annotations, the
+default name, and Ctrl-C before the command runs."""
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+from typing import Self
+
 import pytest
 
+from seccomp_recorder.cli import convert, record
+from seccomp_recorder.cli.main import main
 from seccomp_recorder.cli.record import _default_name, profile_annotations
 from seccomp_recorder.models.profile import Architecture, ObjectMeta
 from seccomp_recorder.recorder.analysis import FilterPoint, NamespaceSummary, RecordedSyscalls
@@ -113,3 +121,49 @@ class TestDefaultName:
     @pytest.mark.parametrize("command", ["/usr/bin/redis-server", "./My_Tests.sh", "X" * 300])
     def test_name_valid_for_kubernetes(self, command: str) -> None:
         ObjectMeta(name=_default_name([command]))
+
+
+class InterruptedRecorder:
+    """A Recorder stand-in that gets SIGINT while it loads, before the command runs."""
+
+    def __init__(self, *_arguments: object, **_keywords: object) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        os.kill(os.getpid(), signal.SIGINT)
+        return self
+
+    def __exit__(self, *_exception: object) -> None:
+        pass
+
+
+class TestInterrupt:
+    def test_ctrl_c_before_command_exits_130(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    ) -> None:
+        monkeypatch.setattr(record, "Recorder", InterruptedRecorder)
+        output = tmp_path / "profile.yaml"
+        marker = tmp_path / "marker"
+
+        status = main(["record", "-o", str(output), "--", "touch", str(marker)])
+
+        assert status == 130
+        assert [entry.getMessage() for entry in caplog.records] == [
+            "interrupted by SIGINT (Ctrl-C), so no profile is written"
+        ]
+        assert not output.exists()
+        assert not marker.exists(), "the command ran after Ctrl-C"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    def test_ctrl_c_in_other_subcommand_exits_130(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def interrupted(_path: str) -> str:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(convert, "read_input", interrupted)
+
+        assert main(["convert", "profile.json"]) == 130
+        assert [entry.getMessage() for entry in caplog.records] == [
+            "interrupted by SIGINT (Ctrl-C)"
+        ]

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from seccomp_recorder import __version__
-from seccomp_recorder.cli import convert, diff, record, run, validate
 
-SUBCOMMANDS = (record, run, convert, validate, diff)
+PROG = "seccomp-recorder"
+# The status a shell reports for a command that SIGINT ended.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+
+logger = logging.getLogger(__name__)
 
 
 class CommandFormatter(logging.Formatter):
@@ -29,8 +33,12 @@ class CommandFormatter(logging.Formatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The subcommands import pydantic and the models, most of the start-up time. They are
+    # imported here, inside main's handling of Ctrl-C, so an early Ctrl-C prints no traceback.
+    from seccomp_recorder.cli import convert, diff, record, run, validate
+
     parser = argparse.ArgumentParser(
-        prog="seccomp-recorder",
+        prog=PROG,
         description="Record the syscalls a program makes and turn them into a seccomp profile.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -41,16 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="level of the diagnostics written to stderr (default: warning)",
     )
     subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
-    for module in SUBCOMMANDS:
+    for module in (record, run, convert, validate, diff):
         module.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run_subcommand(argv)
+    except KeyboardInterrupt:
+        # `record` passes SIGINT on to the command it runs. Anywhere else, Ctrl-C ends
+        # the subcommand with the status a shell would report.
+        if logging.getLogger().handlers:
+            logger.error("interrupted by SIGINT (Ctrl-C)")
+        else:
+            print(f"{PROG}: error: interrupted by SIGINT (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_subcommand(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(CommandFormatter(f"{parser.prog} {args.subcommand}"))
+    handler.setFormatter(CommandFormatter(f"{PROG} {args.subcommand}"))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     status: int = args.handler(args)
     return status

@@ -11,8 +11,10 @@ import argparse
 import logging
 import os
 import re
+import signal
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, Self
 
 from pydantic import ValidationError
 
@@ -40,6 +42,8 @@ logger = logging.getLogger(__name__)
 # for their own errors, leaving 126 and 127 for a command that cannot run.
 EXIT_RECORDER_FAILED = 125
 EXIT_USAGE = 2
+# The status a shell reports for a command that SIGINT ended.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 ANNOTATION_PREFIX = "seccomp-recorder.io/"
 # Calls lost in the kernel make a profile incomplete, and these counters report it.
@@ -167,7 +171,49 @@ def _errno_value(text: str) -> int:
     return value
 
 
+class _Interrupted(Exception):
+    """SIGINT arrived while `record` itself, not the command, was running."""
+
+
+class _DeferredSigint:
+    """While installed, SIGINT sets `received` instead of raising KeyboardInterrupt.
+
+    libbpf calls back into Python while the recorder loads, and ctypes prints an exception
+    raised in a callback with its traceback and drops it. So a Ctrl-C only sets a flag,
+    which `check` turns into `_Interrupted` between the steps of `record`. While the command
+    runs, `record_command` installs its own handler that passes SIGINT on to the command.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: Any = None
+
+    def __enter__(self) -> Self:
+        self._previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *_exception: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _note(self, _number: int, _frame: FrameType | None) -> None:
+        self.received = True
+
+    def check(self) -> None:
+        """Raise `_Interrupted` when SIGINT arrived since the handler was installed."""
+        if self.received:
+            raise _Interrupted
+
+
 def handle(args: argparse.Namespace) -> int:
+    try:
+        with _DeferredSigint() as sigint:
+            return _record(args, sigint)
+    except _Interrupted:
+        logger.error("interrupted by SIGINT (Ctrl-C), so no profile is written")
+        return EXIT_INTERRUPTED
+
+
+def _record(args: argparse.Namespace, sigint: _DeferredSigint) -> int:
     command: list[str] = args.command
     if command and command[0] == "--":
         command = command[1:]
@@ -188,8 +234,10 @@ def handle(args: argparse.Namespace) -> int:
     settings = RecorderSettings.from_environment(object_path=args.bpf_object, btf_path=args.btf)
     try:
         with Recorder(Mode.COMMAND_TREE, settings=settings) as recorder:
+            sigint.check()
             outcome = record_command(command, recorder)
             losses = {stat: count for stat, count in recorder.stats().items() if count}
+        sigint.check()
     except CommandNotFound as error:
         logger.error("%s", error)
         return error.exit_status
