@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import stat
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,19 @@ def test_help_documents_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     help_text = capsys.readouterr().out
     assert "exit status:" in help_text
     assert "2  the command could not run" in help_text
+
+
+def test_output_symlink_writes_target(tmp_path: Path) -> None:
+    source = write_json(tmp_path / "redis.json", OCI_PROFILE)
+    target = tmp_path / "profiles" / "redis.yaml"
+    target.parent.mkdir()
+    target.write_text("old")
+    target.chmod(0o600)
+    link = tmp_path / "redis.yaml"
+    link.symlink_to(target)
+
+    assert main(["convert", str(source), "-o", str(link)]) == 0
+
+    assert link.is_symlink()
+    assert yaml.safe_load(target.read_text())["spec"] == OCI_PROFILE
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

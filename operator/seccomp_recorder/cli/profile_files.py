@@ -76,17 +76,18 @@ def _check_size(path: str, size: int) -> None:
 
 
 def write_output(path: str | None, text: str) -> None:
-    """Write `text` to the file at `path` atomically, or to standard output for None or `-`.
+    """Write `text` to the file at `path`, or to standard output for None or `-`.
 
-    Raises CommandError with EXIT_USAGE when the file cannot be written; the file at
-    `path` is then left as it was.
+    The file is replaced atomically, through a symbolic link and keeping its mode, as
+    `atomicfile.save_file` describes. Raises CommandError with EXIT_USAGE when the file
+    cannot be written; the file at `path` is then left as it was.
     """
     if path is None or path == STDIN_STDOUT:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
     try:
-        atomicfile.write_atomic(path, text)
+        atomicfile.save_file(path, text)
     except OSError as error:
         reason = error.strerror or str(error)
         raise CommandError(

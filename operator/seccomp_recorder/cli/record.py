@@ -12,12 +12,14 @@ import logging
 import os
 import re
 import signal
+import stat
 from pathlib import Path
 from types import FrameType
 from typing import Any, Self
 
 from pydantic import ValidationError
 
+from seccomp_recorder import atomicfile
 from seccomp_recorder.cli.profile_files import STDIN_STDOUT, CommandError, write_output
 from seccomp_recorder.models import algebra
 from seccomp_recorder.models.errors import ProfileError, describe_validation_error
@@ -276,7 +278,21 @@ def _check_output_path(output: str | None) -> None:
     if output in (None, STDIN_STDOUT):
         return
     assert output is not None
-    directory = Path(output).parent
+    try:
+        status: os.stat_result | None = os.stat(output)
+    except FileNotFoundError:
+        status = None
+    except OSError as error:
+        raise CommandError(
+            f"cannot write {output}: {error.strerror}; choose another path", EXIT_USAGE
+        ) from error
+    if status is not None and stat.S_ISDIR(status.st_mode):
+        raise CommandError(f"cannot write {output}: it is a directory; name a file", EXIT_USAGE)
+    if status is not None and not stat.S_ISREG(status.st_mode):
+        return  # A device or FIFO, such as /dev/null, is written in place.
+
+    # The file is written where its symbolic links lead, so that directory must be writable.
+    directory = atomicfile.resolve_symlinks(output).parent
     if not directory.is_dir():
         raise CommandError(
             f"cannot write {output}: directory {directory} does not exist; create it first",
@@ -287,8 +303,6 @@ def _check_output_path(output: str | None) -> None:
             f"cannot write {output}: directory {directory} is not writable; choose another path",
             EXIT_USAGE,
         )
-    if Path(output).is_dir():
-        raise CommandError(f"cannot write {output}: it is a directory; name a file", EXIT_USAGE)
 
 
 def _default_name(command: list[str]) -> str:
