@@ -104,6 +104,7 @@ def run(
         "configuration": config.name,
         "command": command,
         "started": started.isoformat(timespec="seconds"),
+        "source": environment.source(build.REPOSITORY),
         "machine": environment.machine(),
         "versions": environment.versions(),
         "part_durations": {},

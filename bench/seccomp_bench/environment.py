@@ -146,3 +146,26 @@ def sys_enter_links() -> int | None:
         return None
     links = json.loads(completed.stdout or "[]")
     return sum(1 for link in links if link.get("tp_name") == "sys_enter")
+
+
+def source(repository: Path) -> dict[str, Any] | None:
+    """Return the commit the working tree is at, and whether tracked files differ from it."""
+    if shutil.which("git") is None:
+        return None
+    head = subprocess.run(
+        ["git", "-C", str(repository), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    if head.returncode != 0:
+        return None
+    status = subprocess.run(
+        ["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}

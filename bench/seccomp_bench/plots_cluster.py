@@ -17,7 +17,7 @@ def install_progress(section: dict[str, Any], path: Path) -> Path:
     axis.plot(
         seconds,
         [point["files"] / install["nodes"] for point in timeline],
-        label="files on disk / nodes",
+        label="profile files on disk / nodes",
     )
     axis.plot(seconds, [point["installed"] for point in timeline], label="status phase Installed")
     axis.axvline(

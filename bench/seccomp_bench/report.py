@@ -84,6 +84,11 @@ def _labels(results: dict[str, Any]) -> dict[str, str]:
 def _header(results: dict[str, Any]) -> list[str]:
     started = datetime.fromisoformat(results["started"])
     minutes = results["duration_seconds"] / 60
+    source = results.get("source")
+    measured = ""
+    if source:
+        changes = " with uncommitted changes in the working tree" if source["dirty"] else ""
+        measured = f" It measured commit {source['commit']}{changes}."
     lines = [
         "# Benchmarks",
         "",
@@ -95,7 +100,7 @@ def _header(results: dict[str, Any]) -> list[str]:
         (
             f"Run on {started:%Y-%m-%d} ({started:%H:%M} UTC) with `{results['command']}`"
             f" (configuration `{results['configuration']}`), which took {minutes:.1f} minutes."
-            " Raw results: [benchmarks/results.json](benchmarks/results.json)."
+            f"{measured} Raw results: [benchmarks/results.json](benchmarks/results.json)."
         ),
     ]
     if results["configuration"] != "full":
@@ -190,6 +195,21 @@ def _fidelity_headline(section: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "",
             )
         )
+    unexplained = {
+        (workload["name"], extra["name"])
+        for workload in workloads
+        for comparison in workload["comparisons"].values()
+        for extra in comparison["extra"]
+        if extra["reason"] == "unexplained"
+    }
+    affected = len({workload for workload, _ in unexplained})
+    rows.append(
+        (
+            "Calls a recorded profile allows that no ground truth saw, with no known cause",
+            f"{len(unexplained)} (in {affected} of {len(workloads)} workloads)",
+            "",
+        )
+    )
     fractions = [workload["docker_default_fraction"] for workload in workloads]
     docker = section["docker_default"]["names_on_architecture"]
     rows.append(

@@ -38,6 +38,15 @@ def test_page_states_run_and_machine() -> None:
     assert "not a full run" not in page
 
 
+def test_page_names_measured_commit() -> None:
+    document = results()
+    document["source"] = {"commit": "0123456789ab", "dirty": True}
+
+    page = report.render_page(document)
+
+    assert "It measured commit 0123456789ab with uncommitted changes in the working tree." in page
+
+
 def test_page_marks_quick_run() -> None:
     document = results()
     document["configuration"] = "quick"
@@ -71,6 +80,10 @@ def test_headline_counts_missing_calls() -> None:
         _row(page, "Calls SCMP_ACT_LOG saw that a recorded profile lacks")[1]
         == "0 (in 2 workloads)"
     )
+    unexplained = _row(
+        page, "Calls a recorded profile allows that no ground truth saw, with no known cause"
+    )
+    assert unexplained[1] == "1 (in 1 of 2 workloads)"
     docker = _row(page, "Profile size / calls Docker's default profile allows (300)")
     assert docker[1] == "10% – 20%"
 
