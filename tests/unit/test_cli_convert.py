@@ -260,3 +260,24 @@ def test_output_symlink_writes_target(tmp_path: Path) -> None:
     assert link.is_symlink()
     assert yaml.safe_load(target.read_text())["spec"] == OCI_PROFILE
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["-o", ""], "argument -o/--output: the path is empty"),
+        (["--name", ""], 'argument --name: invalid name ""'),
+        (["--namespace", ""], 'argument --namespace: invalid namespace ""'),
+    ],
+    ids=["empty-output", "empty-name", "empty-namespace"],
+)
+def test_empty_option_value_is_usage_error(
+    arguments: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_json(tmp_path / "redis.json", OCI_PROFILE)
+
+    with pytest.raises(SystemExit) as caught:
+        main(["convert", *arguments, str(source)])
+
+    assert caught.value.code == 2
+    assert f"seccomp-recorder convert: error: {message}" in capsys.readouterr().err

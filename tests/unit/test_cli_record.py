@@ -167,3 +167,31 @@ class TestInterrupt:
         assert [entry.getMessage() for entry in caplog.records] == [
             "interrupted by SIGINT (Ctrl-C)"
         ]
+
+
+class TestOptionValues:
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            (["-o", ""], "argument -o/--output: the path is empty: name a file, or - for"),
+            (["--name", ""], 'argument --name: invalid name "": use at most 250 lower-case'),
+            (["--name", "My_Tests"], 'argument --name: invalid name "My_Tests"'),
+            (["--name", "a" * 251], f'argument --name: invalid name "{"a" * 251}": use at most 250'),
+            (["--namespace", ""], 'argument --namespace: invalid namespace "": use at most 63'),
+        ],
+        ids=["empty-output", "empty-name", "invalid-name", "long-name", "empty-namespace"],
+    )
+    def test_invalid_value_rejected_before_recording(
+        self,
+        arguments: list[str],
+        message: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        monkeypatch.setattr(record, "Recorder", InterruptedRecorder)
+
+        with pytest.raises(SystemExit) as caught:
+            main(["record", *arguments, "--", "true"])
+
+        assert caught.value.code == 2
+        assert f"seccomp-recorder record: error: {message}" in capsys.readouterr().err

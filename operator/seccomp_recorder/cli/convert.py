@@ -21,7 +21,10 @@ from seccomp_recorder.cli.profile_files import (
     STDIN_STDOUT,
     CommandError,
     add_native_architecture_option,
+    namespace_name,
     native_architecture,
+    output_path,
+    profile_name,
     read_input,
     write_output,
 )
@@ -64,6 +67,7 @@ and nothing is written when it is invalid.
     )
     parser.add_argument(
         "--name",
+        type=profile_name,
         help=(
             "metadata.name of the Kubernetes output (default: the input's name for Kubernetes"
             " input, else the input file name without its extension)"
@@ -71,6 +75,7 @@ and nothing is written when it is invalid.
     )
     parser.add_argument(
         "--namespace",
+        type=namespace_name,
         help=(
             "metadata.namespace of the Kubernetes output (default: the input's namespace, or"
             " none, so that kubectl uses its current namespace)"
@@ -88,6 +93,7 @@ and nothing is written when it is invalid.
     parser.add_argument(
         "-o",
         "--output",
+        type=output_path,
         metavar="FILE",
         help=(
             "file to write, replaced atomically so it is never left partly written"

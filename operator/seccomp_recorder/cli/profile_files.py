@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pydantic_core import PydanticCustomError
+
 from seccomp_recorder import atomicfile
-from seccomp_recorder.models.profile import Architecture
+from seccomp_recorder.models.meta import (
+    DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    MAX_LABEL_LENGTH,
+    check_kubernetes_name,
+)
+from seccomp_recorder.models.profile import MAX_PROFILE_NAME_LENGTH, Architecture
 from seccomp_recorder.syscalls import tables
 
 EXIT_OK = 0
@@ -95,6 +103,33 @@ def write_output(path: str | None, text: str) -> None:
             " exists and is writable",
             EXIT_USAGE,
         ) from error
+
+
+def output_path(text: str) -> str:
+    """Parse -o/--output, so that an empty path fails before anything runs."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "the path is empty: name a file, or - for standard output"
+        )
+    return text
+
+
+def profile_name(text: str) -> str:
+    """Parse --name, so that an empty or invalid SeccompProfile name fails at once."""
+    return _kubernetes_name(text, "name", DNS_SUBDOMAIN_PATTERN, MAX_PROFILE_NAME_LENGTH)
+
+
+def namespace_name(text: str) -> str:
+    """Parse --namespace, so that an empty or invalid namespace fails at once."""
+    return _kubernetes_name(text, "namespace", DNS_LABEL_PATTERN, MAX_LABEL_LENGTH)
+
+
+def _kubernetes_name(text: str, what: str, pattern: str, max_length: int) -> str:
+    try:
+        check_kubernetes_name(what, pattern, max_length)(text)
+    except PydanticCustomError as error:
+        raise argparse.ArgumentTypeError(error.message()) from None
+    return text
 
 
 def add_native_architecture_option(parser: argparse.ArgumentParser) -> None:

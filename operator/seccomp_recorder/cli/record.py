@@ -20,7 +20,14 @@ from typing import Any, Self
 from pydantic import ValidationError
 
 from seccomp_recorder import atomicfile
-from seccomp_recorder.cli.profile_files import STDIN_STDOUT, CommandError, write_output
+from seccomp_recorder.cli.profile_files import (
+    STDIN_STDOUT,
+    CommandError,
+    namespace_name,
+    output_path,
+    profile_name,
+    write_output,
+)
 from seccomp_recorder.models import algebra
 from seccomp_recorder.models.errors import ProfileError, describe_validation_error
 from seccomp_recorder.models.formats import ProfileForm, render_kubernetes_yaml, render_oci_json
@@ -85,6 +92,7 @@ runtime's setup calls. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with
     parser.add_argument(
         "-o",
         "--output",
+        type=output_path,
         metavar="FILE",
         help="file to write the profile to, atomically (default: standard output)",
     )
@@ -99,10 +107,12 @@ runtime's setup calls. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with
     )
     parser.add_argument(
         "--name",
+        type=profile_name,
         help="metadata.name of the SeccompProfile (default: the command's file name)",
     )
     parser.add_argument(
         "--namespace",
+        type=namespace_name,
         help="metadata.namespace of the SeccompProfile (default: none, kubectl's current one)",
     )
     parser.add_argument(
