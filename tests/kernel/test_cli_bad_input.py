@@ -60,6 +60,10 @@ RECORD_CASES = [
         ("command not found: /nonexistent/command", "check the path"),
     ),
     RecordCase(
+        "command-is-directory", (), ("--", "/tmp"), 126,
+        ("command /tmp is a directory, not a program", "give the path of the executable file"),
+    ),
+    RecordCase(
         "btf-option", ("--btf", "/nonexistent/vmlinux"), MARKER_COMMAND, 125,
         ("kernel BTF not found at /nonexistent/vmlinux", "CONFIG_DEBUG_INFO_BTF=y", "--btf"),
     ),
@@ -181,6 +185,17 @@ def test_run_rejects_directory_profile(cli: Cli, tmp_path: Path) -> None:
     assert f"{tmp_path}: cannot read the file: Is a directory" in result.stderr
     assert "check the path" in result.stderr
     assert not marker.exists()
+
+
+def test_run_rejects_directory_command(cli: Cli, tmp_path: Path) -> None:
+    profile = tmp_path / "allow.json"
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+
+    result = cli.run("run", "--profile", str(profile), "--", str(tmp_path))
+
+    assert result.returncode == 126, result.stderr
+    assert f"seccomp-recorder run: error: command {tmp_path} is a directory" in result.stderr
+    assert "chmod" not in result.stderr
 
 
 def test_run_rejects_endless_profile(cli: Cli, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Self
 from pydantic import ValidationError
 
 from seccomp_recorder import atomicfile
+from seccomp_recorder.cli.commands import reject_directory
 from seccomp_recorder.cli.profile_files import (
     STDIN_STDOUT,
     CommandError,
@@ -237,6 +238,7 @@ def _record(args: argparse.Namespace, sigint: _DeferredSigint) -> int:
         return EXIT_USAGE
 
     try:
+        reject_directory(command[0])
         _check_output_path(args.output)
         metadata = _metadata(args, command)
     except CommandError as error:

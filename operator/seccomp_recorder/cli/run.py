@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any
 
+from seccomp_recorder.cli.commands import reject_directory
 from seccomp_recorder.cli.profile_files import CommandError, read_input
 from seccomp_recorder.enforce.seccomp import EnforcementError, compile_filter
 from seccomp_recorder.models.errors import ProfileError
@@ -99,8 +100,11 @@ def handle(args: argparse.Namespace) -> int:
         return _fail(f"{args.profile}: invalid profile: {listed}", EXIT_INVALID_PROFILE)
 
     try:
+        reject_directory(command[0])
         executable = resolve_command(command[0])
         compiled = compile_filter(spec)
+    except CommandError as error:
+        return _fail(str(error), error.exit_status)
     except CommandNotFound as error:
         return _fail(str(error), error.exit_status)
     except EnforcementError as error:
