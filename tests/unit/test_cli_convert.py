@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
+import os
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
 
+from seccomp_recorder import atomicfile
 from seccomp_recorder.cli.main import main
 
 OCI_PROFILE = {
@@ -193,6 +196,36 @@ def test_unwritable_output_is_usage_error(tmp_path: Path, caplog: pytest.LogCapt
     output = tmp_path / "missing" / "redis.yaml"
     assert main(["convert", str(source), "-o", str(output)]) == 2
     assert "cannot write the output file" in errors_logged(caplog)[0]
+    assert errors_logged(caplog)[0].endswith("check that the directory exists and is writable")
+
+
+@pytest.mark.parametrize(
+    ("number", "fix"),
+    [
+        (errno.ENOSPC, "the disk is full, so free space on it and run the command again"),
+        (errno.EDQUOT, "the disk quota is used up, so free space and run the command again"),
+        (errno.EROFS, "the file system is read-only, so choose a path on another one"),
+    ],
+    ids=["disk-full", "quota", "read-only"],
+)
+def test_write_failure_names_its_fix(
+    number: int,
+    fix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def fail(path: str, _data: str) -> None:
+        raise OSError(number, os.strerror(number), path)
+
+    monkeypatch.setattr(atomicfile, "save_file", fail)
+    source = write_json(tmp_path / "redis.json", OCI_PROFILE)
+    output = tmp_path / "redis.yaml"
+
+    assert main(["convert", str(source), "-o", str(output)]) == 2
+    assert errors_logged(caplog) == [
+        f"{output}: cannot write the output file: {os.strerror(number)}: {fix}"
+    ]
 
 
 def test_name_for_oci_output_is_usage_error(

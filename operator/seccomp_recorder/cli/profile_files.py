@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from pydantic_core import PydanticCustomError
@@ -99,10 +100,22 @@ def write_output(path: str | None, text: str) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise CommandError(
-            f"{path}: cannot write the output file: {reason}: check that the directory"
-            " exists and is writable",
+            f"{path}: cannot write the output file: {reason}: {_write_fix(error.errno)}",
             EXIT_USAGE,
         ) from error
+
+
+def _write_fix(number: int | None) -> str:
+    """Return what to do about a failed write with errno `number`."""
+    if number == errno.ENOSPC:
+        return "the disk is full, so free space on it and run the command again"
+    if number == errno.EDQUOT:
+        return "the disk quota is used up, so free space and run the command again"
+    if number == errno.EROFS:
+        return "the file system is read-only, so choose a path on another one"
+    if number == errno.EISDIR:
+        return "it is a directory, so name a file"
+    return "check that the directory exists and is writable"
 
 
 def output_path(text: str) -> str:
