@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Self
 
@@ -176,7 +177,10 @@ class TestOptionValues:
             (["-o", ""], "argument -o/--output: the path is empty: name a file, or - for"),
             (["--name", ""], 'argument --name: invalid name "": use at most 250 lower-case'),
             (["--name", "My_Tests"], 'argument --name: invalid name "My_Tests"'),
-            (["--name", "a" * 251], f'argument --name: invalid name "{"a" * 251}": use at most 250'),
+            (
+                ["--name", "a" * 251],
+                f'argument --name: invalid name "{"a" * 251}": use at most 250',
+            ),
             (["--namespace", ""], 'argument --namespace: invalid namespace "": use at most 63'),
         ],
         ids=["empty-output", "empty-name", "invalid-name", "long-name", "empty-namespace"],
@@ -195,3 +199,46 @@ class TestOptionValues:
 
         assert caught.value.code == 2
         assert f"seccomp-recorder record: error: {message}" in capsys.readouterr().err
+
+
+class TestSharedStdout:
+    """The warning when the profile and the command's output share a redirected stdout."""
+
+    def warnings_for(
+        self,
+        output_options: list[str],
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> list[str]:
+        # The recorder stand-in stops `record` before the command runs.
+        monkeypatch.setattr(record, "Recorder", InterruptedRecorder)
+        assert main(["record", *output_options, "--", "true"]) == 130
+        return [entry.getMessage() for entry in caplog.records if entry.levelname == "WARNING"]
+
+    def test_default_output_redirected_warns(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        warnings = self.warnings_for([], monkeypatch, caplog)
+
+        assert len(warnings) == 1
+        assert warnings[0].startswith("the profile goes to standard output, which the command")
+        assert "pass -o FILE to keep them apart" in warnings[0]
+
+    @pytest.mark.parametrize("options", [["-o", "-"], ["-o", "profile.yaml"]], ids=["dash", "file"])
+    def test_explicit_output_does_not_warn(
+        self,
+        options: list[str],
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        tmp_path: Path,
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+
+        assert self.warnings_for(options, monkeypatch, caplog) == []
+
+    def test_terminal_output_does_not_warn(
+        self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+
+        assert self.warnings_for([], monkeypatch, caplog) == []

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import stat
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any, Self
@@ -95,7 +96,11 @@ runtime's setup calls. Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with
         "--output",
         type=output_path,
         metavar="FILE",
-        help="file to write the profile to, atomically (default: standard output)",
+        help=(
+            "file to write the profile to, atomically; - writes it to standard output, which"
+            " the command writes to as well (default: standard output, with a warning when"
+            " that is not a terminal)"
+        ),
     )
     parser.add_argument(
         "--format",
@@ -245,6 +250,7 @@ def _record(args: argparse.Namespace, sigint: _DeferredSigint) -> int:
         logger.error("%s", error)
         return error.exit_status
 
+    _warn_about_shared_stdout(args.output)
     settings = RecorderSettings.from_environment(object_path=args.bpf_object, btf_path=args.btf)
     try:
         with Recorder(Mode.COMMAND_TREE, settings=settings) as recorder:
@@ -283,6 +289,22 @@ def _record(args: argparse.Namespace, sigint: _DeferredSigint) -> int:
     if args.output not in (None, STDIN_STDOUT):
         logger.info("wrote the profile of %d syscalls to %s", len(recorded.all_names()), args.output)
     return outcome.exit_status
+
+
+def _warn_about_shared_stdout(output: str | None) -> None:
+    """Warn when the profile goes to a redirected standard output that the command shares.
+
+    `record -- COMMAND > profile.yaml` puts whatever COMMAND prints into the file too. On a
+    terminal both are plain to see. An explicit `-o -` requests standard output and
+    silences the warning.
+    """
+    if output is not None or sys.stdout.isatty():
+        return
+    logger.warning(
+        "the profile goes to standard output, which the command writes to as well, so"
+        " anything it prints ends up in the profile: pass -o FILE to keep them apart, or"
+        " -o - to write to standard output without this warning"
+    )
 
 
 def _check_output_path(output: str | None) -> None:
