@@ -43,6 +43,8 @@ class SeccompRecord:
     comm: str
     architecture: str
     syscall: int
+    # The executable's path as the task sees it, e.g. /bin/busybox inside a container.
+    exe: str = ""
 
 
 def parse_record(text: str) -> SeccompRecord | None:
@@ -58,7 +60,7 @@ def parse_record(text: str) -> SeccompRecord | None:
     if architecture == "SCMP_ARCH_X86_64" and number & X32_SYSCALL_BIT:
         architecture = "SCMP_ARCH_X32"
     return SeccompRecord(pid=pid, comm=fields.get("comm", ""), architecture=architecture,
-                         syscall=number)
+                         syscall=number, exe=fields.get("exe", ""))
 
 
 class SeccompAuditReader:

@@ -300,13 +300,15 @@ class Object:
     def pin_links(self, paths: Callable[[str], Path]) -> None:
         """Pin every attached program's link at `paths(program name)`.
 
-        A pinned link keeps its program attached after this process exits.
+        A pinned link keeps its program attached after this process closes its
+        descriptor or exits; removing the pin then detaches it. NB: the links must not
+        be disconnected, because libbpf then never closes their descriptors and the
+        programs stay attached for as long as this process lives.
         """
         for name, link in self._link_names.items():
             result = library().bpf_link__pin(link, os.fsencode(paths(name)))
             if result != 0:
                 _raise_errno(f"pinning the link of BPF program {name} at {paths(name)}", result)
-            library().bpf_link__disconnect(link)
 
     def adopt_pinned_links(self, paths: Callable[[str], Path]) -> None:
         """Hold the links pinned at `paths(program name)` instead of attaching anew."""
@@ -318,9 +320,6 @@ class Object:
             link = lib.bpf_link__open(os.fsencode(paths(name)))
             if not link:
                 _raise_errno(f"opening the pinned link of BPF program {name}")
-            # NB: disconnected, destroying our handle closes the descriptor but leaves
-            # the program attached for as long as the pin exists.
-            lib.bpf_link__disconnect(link)
             self._links.append(link)
             self._link_names[name] = link
             position = lib.bpf_object__next_program(self.handle, position)
