@@ -77,7 +77,7 @@ class EmptyBpf(Variant):
     info = VariantInfo(
         "empty_bpf",
         "empty eBPF program (floor)",
-        "An eBPF program on raw_tp/sys_enter that returns 0 at once (bench/bpf/empty.bpf.c),"
+        "An eBPF program on tp_btf/sys_enter that returns 0 at once (bench/bpf/empty.bpf.c),"
         " loaded and attached through the project's libbpf bindings: the cost of any eBPF"
         " recorder on this tracepoint before it does any work.",
     )

@@ -8,6 +8,7 @@ from typing import Any
 from seccomp_recorder.models.meta import ConditionStatus
 from seccomp_recorder.models.recording import (
     ContainerRecordingState,
+    RecordingAgent,
     RecordingPhase,
     SeccompRecordingSpec,
     SeccompRecordingStatus,
@@ -245,9 +246,8 @@ def test_condition_message_is_cut_to_api_limit() -> None:
 
 def test_agents_attached_waits_for_every_node() -> None:
     status = started().model_copy(
-        update={"agents": {"node-1": {"attached": True, "since": NOW}}}
+        update={"agents": {"node-1": RecordingAgent(attached=True, since=NOW)}}
     )
-    status = SeccompRecordingStatus.model_validate(status.model_dump(by_alias=True))
     summary = SyncSummary(
         containers=(), profiles=(), all_final=False, targeted=frozenset({"node-1", "node-2"})
     )
@@ -269,9 +269,8 @@ def test_agents_attached_unknown_without_nodes() -> None:
 
 def test_agents_attached_is_announced_once() -> None:
     status = started().model_copy(
-        update={"agents": {"node-1": {"attached": True, "since": NOW}}}
+        update={"agents": {"node-1": RecordingAgent(attached=True, since=NOW)}}
     )
-    status = SeccompRecordingStatus.model_validate(status.model_dump(by_alias=True))
     summary = SyncSummary(containers=(), profiles=(), all_final=False, targeted=frozenset({"node-1"}))
 
     first = summarize(status, summary, generation=1, now=NOW)

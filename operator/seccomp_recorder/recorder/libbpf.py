@@ -83,6 +83,8 @@ def _load_library() -> tuple[ctypes.CDLL, ctypes.CDLL]:
     _declare(lib, "bpf_map__set_pin_path", ctypes.c_int, p, ctypes.c_char_p)
     _declare(lib, "bpf_map__unpin", ctypes.c_int, p, ctypes.c_char_p)
     _declare(lib, "bpf_program__name", ctypes.c_char_p, p)
+    _declare(lib, "bpf_program__set_autoload", ctypes.c_int, p, ctypes.c_bool)
+    _declare(lib, "bpf_program__autoload", ctypes.c_bool, p)
     _declare(lib, "bpf_program__attach", p, p)
     _declare(lib, "bpf_link__destroy", ctypes.c_int, p)
     _declare(lib, "bpf_link__pin", ctypes.c_int, p, ctypes.c_char_p)
@@ -281,12 +283,35 @@ class Object:
                 return Map(name, lib.bpf_map__fd(handle), handle)
         raise KeyError(f"BPF object {self.path} has no map named {name!r}")
 
-    def attach_all(self, on_attach: Callable[[str, int], None] | None = None) -> None:
-        """Attach every program at the point its ELF section names."""
+    def _loaded_programs(self) -> Iterator[tuple[str, int]]:
+        """Yield (name, handle) of every program that is loaded (autoload not turned off)."""
         lib = library()
         position = lib.bpf_object__next_program(self.handle, None)
         while position:
-            name = lib.bpf_program__name(position).decode()
+            if lib.bpf_program__autoload(position):
+                yield lib.bpf_program__name(position).decode(), position
+            position = lib.bpf_object__next_program(self.handle, position)
+
+    def program_names(self) -> list[str]:
+        return [name for name, _ in self._loaded_programs()]
+
+    def skip_program(self, name: str) -> None:
+        """Leave program `name` out of the load, and so out of attaching and pinning."""
+        lib = library()
+        position = lib.bpf_object__next_program(self.handle, None)
+        while position:
+            if lib.bpf_program__name(position).decode() == name:
+                result = lib.bpf_program__set_autoload(position, False)
+                if result != 0:
+                    _raise_errno(f"leaving BPF program {name} out of the load", result)
+                return
+            position = lib.bpf_object__next_program(self.handle, position)
+        raise KeyError(f"BPF object {self.path} has no program named {name!r}")
+
+    def attach_all(self, on_attach: Callable[[str, int], None] | None = None) -> None:
+        """Attach every loaded program at the point its ELF section names."""
+        lib = library()
+        for name, position in self._loaded_programs():
             ctypes.set_errno(0)
             link = lib.bpf_program__attach(position)
             if not link:
@@ -295,7 +320,6 @@ class Object:
             self._link_names[name] = link
             if on_attach is not None:
                 on_attach(name, link)
-            position = lib.bpf_object__next_program(self.handle, position)
 
     def pin_links(self, paths: Callable[[str], Path]) -> None:
         """Pin every attached program's link at `paths(program name)`.
@@ -313,16 +337,13 @@ class Object:
     def adopt_pinned_links(self, paths: Callable[[str], Path]) -> None:
         """Hold the links pinned at `paths(program name)` instead of attaching anew."""
         lib = library()
-        position = lib.bpf_object__next_program(self.handle, None)
-        while position:
-            name = lib.bpf_program__name(position).decode()
+        for name, _ in self._loaded_programs():
             ctypes.set_errno(0)
             link = lib.bpf_link__open(os.fsencode(paths(name)))
             if not link:
                 _raise_errno(f"opening the pinned link of BPF program {name}")
             self._links.append(link)
             self._link_names[name] = link
-            position = lib.bpf_object__next_program(self.handle, position)
 
     def close(self) -> None:
         """Free the object and detach its programs, except those whose links are pinned."""

@@ -247,6 +247,11 @@ class Recorder:
             all_containers=int(self.mode is Mode.ALL_CONTAINERS), host_mntns=self.host_mntns
         )
         try:
+            # A BTF file given by hand serves CO-RE relocations only, so tp_btf programs
+            # cannot attach with it: the raw tracepoint entry point stands in.
+            self._object.skip_program(
+                SYS_ENTER_RAW if custom_btf is None else SYS_ENTER_BTF
+            )
             self._object.set_read_only_data(bytes(config))
             if self.pin_directory is not None:
                 self._prepare_pins(self._object, self.pin_directory)
@@ -282,11 +287,12 @@ class Recorder:
         directory.mkdir(parents=True, exist_ok=True)
         for name in PINNED_MAPS:
             bpf.set_pin_path(name, directory / f"map-{name}")
-        links = [self._link_pin(program) for program in PROGRAMS]
+        links = [self._link_pin(program) for program in bpf.program_names()]
         self.resumed = all(link.exists() for link in links)
         if not self.resumed:
-            # Leftovers of an interrupted start: detach them and begin afresh.
-            for link in links:
+            # Leftovers of an interrupted start, or of programs this start does not load:
+            # detach them and begin afresh.
+            for link in directory.glob("link-*"):
                 link.unlink(missing_ok=True)
 
     def unpin(self) -> None:
@@ -457,7 +463,9 @@ FILLING_MAPS: dict[str, type[ctypes.Structure | ctypes.c_uint32]] = {
     "syscall_sets": SyscallKey,
     "task_states": ctypes.c_uint32,
 }
-PROGRAMS = ("record_sys_enter", "record_fork", "record_exec", "record_exit")
+# The two entry points of sys_enter; a start loads one of them.
+SYS_ENTER_BTF = "record_sys_enter"
+SYS_ENTER_RAW = "record_sys_enter_raw"
 
 
 def check_pin_directory(directory: Path) -> None:

@@ -90,14 +90,34 @@ static __always_inline void count(__u32 index)
 		*counter += 1;
 }
 
+/*
+ * Field reads of a task. `direct` is a constant at every inlined call: true in the
+ * tp_btf program, whose task pointer the verifier knows from BTF, so the reads are
+ * plain loads; false in the raw_tp programs, which must go through probe reads.
+ * CO-RE relocates the offsets either way.
+ */
+static __always_inline __u32 mount_namespace_read(struct task_struct *task, bool direct)
+{
+	if (direct)
+		return task->nsproxy->mnt_ns->ns.inum;
+	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+}
+
+static __always_inline __u64 seccomp_filter_read(struct task_struct *task, bool direct)
+{
+	if (direct)
+		return (__u64)task->seccomp.filter;
+	return (__u64)BPF_CORE_READ(task, seccomp.filter);
+}
+
 static __always_inline __u32 mount_namespace_of(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	return mount_namespace_read(task, false);
 }
 
 static __always_inline __u64 seccomp_filter_of(struct task_struct *task)
 {
-	return (__u64)BPF_CORE_READ(task, seccomp.filter);
+	return seccomp_filter_read(task, false);
 }
 
 static __always_inline void emit_event(__u32 type, __u32 mntns, __u32 pid)
@@ -124,15 +144,19 @@ static __always_inline void emit_event(__u32 type, __u32 mntns, __u32 pid)
 	bpf_ringbuf_submit(event, 0);
 }
 
-static __always_inline __u8 abi_of(struct task_struct *task, long nr)
+static __always_inline __u8 abi_of(struct task_struct *task, long nr, bool direct)
 {
 #if defined(__TARGET_ARCH_x86)
-	if (BPF_CORE_READ(task, thread_info.status) & X86_TS_COMPAT)
+	__u32 status = direct ? task->thread_info.status : BPF_CORE_READ(task, thread_info.status);
+
+	if (status & X86_TS_COMPAT)
 		return ABI_COMPAT;
 	if (nr & X32_SYSCALL_BIT)
 		return ABI_X32;
 #elif defined(__TARGET_ARCH_arm64)
-	if (BPF_CORE_READ(task, thread_info.flags) & (1UL << ARM64_TIF_32BIT))
+	unsigned long flags = direct ? task->thread_info.flags : BPF_CORE_READ(task, thread_info.flags);
+
+	if (flags & (1UL << ARM64_TIF_32BIT))
 		return ABI_COMPAT;
 #endif
 	return ABI_NATIVE;
@@ -181,24 +205,21 @@ static __always_inline void mark_syscall(__u32 mntns, __u8 phase, __u8 abi, long
 /* Put a task at the start of SETUP in the mount namespace it just entered. */
 static __always_inline void enter_mount_namespace(struct task_state *state,
 						  struct task_struct *task, __u32 mntns,
-						  __u32 pid)
+						  __u32 pid, bool direct)
 {
 	state->mntns = mntns;
 	state->phase = PHASE_SETUP;
 	state->flags = 0;
-	state->base_filter = seccomp_filter_of(task);
+	state->base_filter = seccomp_filter_read(task, direct);
 	bpf_get_current_comm(state->comm, sizeof(state->comm));
 	if (mntns != config.host_mntns)
 		emit_event(EVENT_MNTNS_ENTERED, mntns, pid);
 }
 
-SEC("raw_tp/sys_enter")
-int record_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline int on_sys_enter(struct task_struct *task, long nr, bool direct)
 {
-	long nr = (long)ctx->args[1];
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
-	struct task_struct *task;
 	struct task_state *state;
 	__u32 mntns;
 
@@ -206,10 +227,9 @@ int record_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (nr == -1)
 		return 0;
 
-	task = (struct task_struct *)bpf_get_current_task();
 	if (config.all_containers) {
-		/* The node agent's mode: the host's own tasks cost two reads and no map lookup. */
-		mntns = mount_namespace_of(task);
+		/* The node agent's mode: the host's own tasks cost three loads and no map lookup. */
+		mntns = mount_namespace_read(task, direct);
 		if (mntns == config.host_mntns)
 			return 0;
 		state = bpf_map_lookup_elem(&task_states, &tid);
@@ -226,7 +246,7 @@ int record_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			if (bpf_map_update_elem(&task_states, &tid, &fresh, BPF_NOEXIST))
 				count(STAT_TASK_STATE_FULL);
 			emit_event(EVENT_MNTNS_ENTERED, mntns, pid_tgid >> 32);
-			mark_syscall(mntns, PHASE_WORKLOAD, abi_of(task, nr), nr);
+			mark_syscall(mntns, PHASE_WORKLOAD, abi_of(task, nr, direct), nr);
 			return 0;
 		}
 	} else {
@@ -234,14 +254,14 @@ int record_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		state = bpf_map_lookup_elem(&task_states, &tid);
 		if (!state)
 			return 0;
-		mntns = mount_namespace_of(task);
+		mntns = mount_namespace_read(task, direct);
 	}
 
 	if (state->mntns != mntns)
-		enter_mount_namespace(state, task, mntns, pid_tgid >> 32);
+		enter_mount_namespace(state, task, mntns, pid_tgid >> 32, direct);
 
 	if (state->phase == PHASE_SETUP) {
-		__u64 filter = seccomp_filter_of(task);
+		__u64 filter = seccomp_filter_read(task, direct);
 
 		if (state->flags & TASK_NEEDS_BASE_FILTER) {
 			state->base_filter = filter;
@@ -256,8 +276,25 @@ int record_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		}
 	}
 
-	mark_syscall(mntns, state->phase, abi_of(task, nr), nr);
+	mark_syscall(mntns, state->phase, abi_of(task, nr, direct), nr);
 	return 0;
+}
+
+/*
+ * The fast entry point: a BTF-enabled tracepoint, whose task reads are plain loads.
+ * It needs the running kernel's own BTF at /sys/kernel/btf/vmlinux.
+ */
+SEC("tp_btf/sys_enter")
+int record_sys_enter(__u64 *ctx)
+{
+	return on_sys_enter(bpf_get_current_task_btf(), (long)ctx[1], true);
+}
+
+/* The fallback for a BTF file given by hand, which tp_btf programs cannot use. */
+SEC("raw_tp/sys_enter")
+int record_sys_enter_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	return on_sys_enter((struct task_struct *)bpf_get_current_task(), (long)ctx->args[1], false);
 }
 
 SEC("raw_tp/sched_process_fork")
