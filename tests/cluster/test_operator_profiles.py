@@ -123,10 +123,14 @@ def test_node_changes_reach_the_counts(
     kube.patch_status(PROFILES, namespace, "web", {"nodeStatuses": {node_a: installed(1)}})
     wait_for_phase(kube, namespace, "web", "Installed", "1/1", operator)
 
-    fake_nodes.add("b")
+    node_b = fake_nodes.add("b")
     wait_for_phase(kube, namespace, "web", "Partial", "1/2", operator)
     fake_nodes.set_ready(node_a, False)
     wait_for_phase(kube, namespace, "web", "Pending", "0/1", operator)
+    fake_nodes.set_ready(node_a, True)
+    wait_for_phase(kube, namespace, "web", "Partial", "1/2", operator)
+    fake_nodes.remove(node_b)
+    wait_for_phase(kube, namespace, "web", "Installed", "1/1", operator)
 
 
 def test_invalid_profile_is_an_error(

@@ -11,9 +11,9 @@ module state, so nothing here reads configuration at import time.
   finalizer waits, bounded, for the agents' final results and finalizes the profiles.
 - SeccompRecordingResult: wake the daemon of the result's recording.
 - SeccompProfile: keep the status true to the spec and the agents' reports on every
-  change and, for node changes, on a timer; a finalizer holds a deleted profile until
-  no existing node keeps its file.
-- Node: an in-memory index of the nodes, for the profile statuses.
+  change; a finalizer holds a deleted profile until no existing node keeps its file.
+- Node: an in-memory index of the nodes, for the profile statuses, and a recount of
+  every profile's nodes when the nodes the agents target change.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from seccomp_recorder.operator.kube import (
     ConflictError,
     describe_error,
 )
+from seccomp_recorder.operator.node_changes import CountedNodes, recount_profiles
 from seccomp_recorder.operator.profile_status import (
     NodeInfo,
     ProfileView,
@@ -68,9 +69,6 @@ DURATION_CHECK_INTERVAL: Final = 2.0
 SYNC_IDLE_INTERVAL: Final = 60.0
 # Seconds before a sync pass that failed on an API error is tried again.
 SYNC_RETRY_DELAY: Final = 10.0
-# Seconds between two recounts of a profile's targeted nodes. Node changes trigger no
-# profile handler, so a new or lost node shows in the counts within this time.
-NODE_RECHECK_INTERVAL: Final = 10.0
 # Seconds between two checks of a deleted profile's node entries.
 PROFILE_REMOVAL_RETRY_DELAY: Final = 5.0
 # Attempts and back-off of the agent deployment at start, before the operator goes on
@@ -92,6 +90,7 @@ class Runtime:
     settings: OperatorSettings
     api: ApiClients
     wakeups: Wakeups = field(default_factory=Wakeups)
+    counted_nodes: CountedNodes = field(default_factory=CountedNodes)
 
 
 def _now() -> datetime:
@@ -168,6 +167,29 @@ def close_clients(memo: Runtime, **_: Any) -> None:
 def node_index(body: kopf.Body, name: str, **_: Any) -> dict[str, NodeInfo]:
     """Index the nodes by name, with readiness, labels and taints."""
     return {name: NodeInfo.from_body(body)}
+
+
+@kopf.on.event("", "v1", "nodes")
+def recount_profiles_for_nodes(memo: Runtime, logger: Logger, **kwargs: Any) -> None:
+    """Recount every profile's nodes when a node came, went, or changed readiness."""
+    targeted = _targeted(memo, kwargs["node_index"])
+    with memo.counted_nodes.held() as counted:
+        if counted.nodes == targeted:
+            return
+        try:
+            with metrics.RECONCILE_DURATION.labels("profile_recount").time():
+                patched = recount_profiles(memo.api, targeted, now=_now())
+        except ApiException as error:
+            logger.warning(
+                "Recounting the profiles' nodes failed; the next node event tries again: %s",
+                describe_error(error),
+            )
+            return
+        counted.nodes = targeted
+    logger.info(
+        "Agents now target %d node(s); recounted the profiles, %d status(es) changed.",
+        len(targeted), patched,
+    )
 
 
 # SeccompRecordings
@@ -335,10 +357,6 @@ def update_profile_status(
     _refresh_profile_status(body, patch, memo, kwargs["node_index"])
 
 
-@kopf.timer(GROUP, VERSION, PROFILES, interval=NODE_RECHECK_INTERVAL)
-def recount_profile_nodes(body: kopf.Body, patch: kopf.Patch, memo: Runtime, **kwargs: Any) -> None:
-    """Recompute the profile's status when nodes came, went, or changed readiness."""
-    _refresh_profile_status(body, patch, memo, kwargs["node_index"])
 
 
 @kopf.on.delete(GROUP, VERSION, PROFILES)

@@ -38,7 +38,8 @@ __all__ = [
     "API_VERSION", "CONFLICT_ATTEMPTS", "GROUP", "HTTP_CONFLICT", "HTTP_INVALID",
     "HTTP_NOT_FOUND", "MERGE_PATCH", "PROFILES", "RECORDINGS", "RECORDING_RESULTS",
     "REQUEST_TIMEOUT", "VERSION", "ApiClients", "ConflictError", "KubeObject", "connect",
-    "create_custom", "describe_error", "get_custom", "is_status", "list_custom", "patch_status",
+    "create_custom", "describe_error", "get_custom", "is_status", "list_custom",
+    "list_custom_everywhere", "patch_status",
     "read_json", "replace_custom", "update_status",
 ]
 
@@ -109,6 +110,15 @@ def list_custom(
     response = api.custom.list_namespaced_custom_object(
         GROUP, VERSION, namespace, plural, label_selector=label_selector,
         _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
+    )
+    items: list[KubeObject] = read_json(response).get("items") or []
+    return items
+
+
+def list_custom_everywhere(api: ApiClients, plural: str) -> list[KubeObject]:
+    """List this project's objects of `plural` in every namespace."""
+    response = api.custom.list_cluster_custom_object(
+        GROUP, VERSION, plural, _preload_content=False, _request_timeout=REQUEST_TIMEOUT,
     )
     items: list[KubeObject] = read_json(response).get("items") or []
     return items

@@ -34,6 +34,7 @@ HANDLERS: Final = (
     "recording_lifecycle",
     "recording_sync",
     "profile_status",
+    "profile_recount",
     "profile_release",
 )
 
