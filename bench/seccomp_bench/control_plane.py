@@ -132,6 +132,8 @@ class Deployment:
 
     def pids(self) -> dict[str, int]:
         found = {}
+        if self.cluster.apiserver_pid is not None:
+            found["apiserver"] = self.cluster.apiserver_pid
         if self.operator.process is not None:
             found["operator"] = self.operator.process.pid
         for agent in self.agents:

@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 # One line of `strace -f -qq`: a call, the rest of a call (`<... NAME resumed>`), a
 # signal (`--- SIGCHLD ... ---`) or an exit (`+++ exited with 0 +++`).
 _CALL = re.compile(r"^(?P<pid>\d+)\s+(?:<\.\.\. (?P<resumed>\w+) resumed>|(?P<call>\w+)\()")
-_NOT_A_CALL = re.compile(r"^\d+\s+(?:---|\+\+\+) ")
+# strace prints `???` for a call it could not read, such as the one a task was in when
+# another thread's exit_group or a SIGKILL ended it: no name to compare, so skipped.
+_NOT_A_CALL = re.compile(r"^\d+\s+(?:(?:---|\+\+\+) |\?\?\?\()")
 # The end of a call that returned a number: the child's pid for the calls below. Under
 # --pidns-translation, strace adds the pid as its own namespace numbers it, which is the
 # one its first column uses for a process in another pid namespace (a container's).

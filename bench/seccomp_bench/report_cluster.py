@@ -72,12 +72,15 @@ def _usage_row(label: str, usage: dict[str, dict[str, float]]) -> list[str]:
     operator = usage["operator"]
     agent_cpu = [entry["cpu_percent"] for entry in _agents(usage)]
     agent_rss = [entry["rss_bytes"] / MIB for entry in _agents(usage)]
+    # Results of runs before the API server was sampled have no entry for it.
+    apiserver = usage.get("apiserver")
     return [
         label,
         f"{operator['cpu_percent']:.1f}",
         f"{operator['rss_bytes'] / MIB:.0f}",
         f"{statistics.median(agent_cpu):.1f} / {max(agent_cpu):.1f}",
         f"{statistics.median(agent_rss):.0f} / {max(agent_rss):.0f}",
+        "" if apiserver is None else f"{apiserver['cpu_percent']:.1f}",
     ]
 
 
@@ -110,7 +113,7 @@ def section(section: dict[str, Any]) -> list[str]:
         " benchmark with a private bpffs for its pins, as a DaemonSet pod would run it); and"
         " the operator (`python -m seccomp_recorder.operator`, default settings but for the"
         " agent image and namespace). The API server is the dev cluster's emulator, a Python"
-        " process on the same two CPUs, so these times include its latency and would differ"
+        " process on the same CPUs, so these times include its latency and would differ"
         " against a real kube-apiserver. The benchmark polls the files and the API every"
         f" 10 ms. The recorded container runs `{command}` in a busybox pod that a"
         " SeccompRecording selects; its exit time is the /proc/uptime it prints last, on the"
@@ -129,6 +132,9 @@ def section(section: dict[str, Any]) -> list[str]:
         "CPU use (percent of one CPU over the phase) and resident memory (the highest"
         " sample) of the operator and the agents, read from /proc/PID/stat and"
         " /proc/PID/statm. For the agents: the median and the maximum over all of them."
+        " The API server emulator's CPU use shows how much of the load is the stand-in"
+        " for kube-apiserver. All processes together reach at most 100 % per CPU of the"
+        " machine."
     )
     usage_rows = [
         _usage_row(
@@ -160,6 +166,7 @@ def section(section: dict[str, Any]) -> list[str]:
                 "Operator RSS MiB",
                 "Agent CPU % (median / max)",
                 "Agent RSS MiB (median / max)",
+                "API server emulator CPU %",
             ],
             usage_rows,
         ),

@@ -114,6 +114,11 @@ class DevCluster:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    @property
+    def apiserver_pid(self) -> int | None:
+        """PID of the API server emulator's process, while it runs."""
+        return None if self._apiserver is None else self._apiserver.pid
+
     def api_client(self) -> kubernetes.client.ApiClient:
         """Return a `kubernetes` client for the cluster (shared; closed by `stop`)."""
         if self._api_client is None:

@@ -140,7 +140,10 @@ def fidelity_section() -> dict[str, Any]:
 
 
 def _usage(operator_cpu: float, agent_cpus: list[float]) -> dict[str, Any]:
-    processes = {"operator": {"cpu_percent": operator_cpu, "rss_bytes": 100 * 2**20}}
+    processes = {
+        "operator": {"cpu_percent": operator_cpu, "rss_bytes": 100 * 2**20},
+        "apiserver": {"cpu_percent": 2 * operator_cpu, "rss_bytes": 200 * 2**20},
+    }
     for index, cpu in enumerate(agent_cpus):
         processes[f"agent/node-{index + 1}"] = {
             "cpu_percent": cpu,

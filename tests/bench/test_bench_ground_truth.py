@@ -38,6 +38,12 @@ def test_strace_names_whole_trace() -> None:
     assert names == {"getpid", "read"}
 
 
+def test_strace_names_skips_calls_strace_could_not_read() -> None:
+    trace = "7 getpid() = 7\n8 ???( <unfinished ...>\n8 +++ killed by SIGKILL +++\n"
+
+    assert strace_names(trace) == {"getpid"}
+
+
 def test_strace_names_container_only() -> None:
     names = strace_names(RUNC_TRACE, "/bin/sh")
 

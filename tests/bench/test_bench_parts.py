@@ -179,6 +179,6 @@ def test_control_plane_on_one_node(tmp_path: Path) -> None:
     assert apply["installed_seconds"] > 0
     assert section["install"]["timeline"][-1]["files"] == 3
     assert section["install"]["timeline"][-1]["installed"] == 3
-    assert set(section["idle"]["processes"]) == {"operator", "agent/node-1"}
+    assert set(section["idle"]["processes"]) == {"apiserver", "operator", "agent/node-1"}
     assert section["recording_latency"][0]["profile_seconds"] > 0
     assert not _mounts_under(tmp_path), "the control plane left a mount behind"

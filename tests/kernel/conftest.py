@@ -14,10 +14,10 @@ from kernel_helpers import (
     WORKLOADS_DIR,
     Cli,
     Processes,
-    strace_syscall_names,
 )
 
 from prerequisites import require
+from seccomp_bench import ground_truth
 from seccomp_recorder.recorder.recorder import DEFAULT_BTF_PATH, DEFAULT_OBJECT_PATH
 
 # Warnings are errors, so a workload that drifts into undefined behaviour fails to build.
@@ -84,7 +84,7 @@ def strace_names(processes: Processes, tmp_path: Path) -> Callable[[Sequence[str
         output = tmp_path / "strace.out"
         result = processes.run(["strace", "-f", "-qq", "-o", str(output), *argv])
         assert result.returncode == 0, f"{argv[0]} failed under strace: {result.stderr}"
-        return strace_syscall_names(output.read_text())
+        return ground_truth.strace_names(output.read_text())
 
     return trace
 

@@ -8,7 +8,6 @@ module `conftest`, and a later one replaces an earlier one in `sys.modules`.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import signal
 import socket
@@ -163,28 +162,6 @@ class Cli:
 
 # One line of `strace -f -o FILE`: the pid, then a call, a resumed call, a signal
 # (`--- SIGCHLD ... ---`) or an exit (`+++ exited with 0 +++`).
-_STRACE_CALL = re.compile(r"^\d+\s+(?:<\.\.\. (?P<resumed>\w+) resumed>|(?P<call>\w+)\()")
-_STRACE_NOT_A_CALL = re.compile(r"^\d+\s+(?:---|\+\+\+) ")
-
-
-def strace_syscall_names(output: str) -> set[str]:
-    """Return the syscall names in the output of `strace -f -qq -o FILE`.
-
-    strace names calls with the kernel's own names, so the plain `exit` of a
-    thread stays `exit` and a process's end is `exit_group`. A number strace
-    cannot name appears as `syscall_0x...`. Raises ValueError for a line that is
-    neither a call nor a signal or exit notice, so a format change cannot hide calls.
-    """
-    names: set[str] = set()
-    for line in output.splitlines():
-        match = _STRACE_CALL.match(line)
-        if match:
-            names.add(match.group("resumed") or match.group("call"))
-        elif not _STRACE_NOT_A_CALL.match(line):
-            raise ValueError(f"unexpected line in strace output: {line!r}")
-    return names
-
-
 def load_profile(path: Path) -> dict[str, Any]:
     """Return the OCI seccomp document of a profile file in either form.
 
