@@ -19,6 +19,7 @@ from agent_helpers import AgentProcess, apply_crds
 from kubernetes.client.exceptions import ApiException
 from operator_helpers import Kube, OperatorProcess, TestNamespace, unique
 
+from loopback import LOOPBACK, free_port
 from seccomp_devcluster.cluster import DevCluster
 
 PROFILES = "seccompprofiles"
@@ -58,16 +59,23 @@ class Stack:
         self.namespace = self.namespace_object.name
         self.system = TestNamespace(self.kube, "e2esys")
         self.work_dir = work_dir
-        self.agents = [
-            AgentProcess(
-                node.name, node.kubelet_root, cluster.kubeconfig_path, work_dir / "agents",
-                extra_environment={
-                    "SECCOMP_RECORDER_BPFFS_PIN_DIR": str(bpffs / node.name),
-                    "SECCOMP_RECORDER_SNAPSHOT_INTERVAL": "1",
-                },
+        # Each process serves its metrics on a port of its own on the loopback address.
+        self.metrics_ports = {"operator": free_port()}
+        self.agents = []
+        for node in cluster.nodes:
+            self.metrics_ports[node.name] = free_port()
+            environment = {
+                "SECCOMP_RECORDER_BPFFS_PIN_DIR": str(bpffs / node.name),
+                "SECCOMP_RECORDER_SNAPSHOT_INTERVAL": "1",
+                "SECCOMP_RECORDER_METRICS_PORT": str(self.metrics_ports[node.name]),
+                "SECCOMP_RECORDER_METRICS_ADDRESS": LOOPBACK,
+            }
+            self.agents.append(
+                AgentProcess(
+                    node.name, node.kubelet_root, cluster.kubeconfig_path, work_dir / "agents",
+                    extra_environment=environment,
+                )
             )
-            for node in cluster.nodes
-        ]
         self.operator = OperatorProcess(
             cluster.kubeconfig_path,
             work_dir / "operator.log",
@@ -77,6 +85,8 @@ class Stack:
                 "LOG_LEVEL": "DEBUG",
                 "PROFILE_UPDATE_INTERVAL": "1",
                 "FINAL_RESULT_TIMEOUT": "60",
+                "METRICS_PORT": str(self.metrics_ports["operator"]),
+                "METRICS_ADDRESS": LOOPBACK,
             },
         )
 

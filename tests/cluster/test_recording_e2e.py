@@ -7,11 +7,17 @@ pods that then run under the profiles the recording produced.
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from typing import Any
 
 import pytest
 from stack import Stack, busybox, localhost, wait_for
+
+from loopback import LOOPBACK
+from metrics_doc import documented, served_names
+from seccomp_recorder.agent import metrics as agent_metrics
+from seccomp_recorder.operator import metrics as operator_metrics
 
 pytestmark = pytest.mark.cluster
 
@@ -50,6 +56,42 @@ def test_one_pod_profile_enforced(stack: Stack) -> None:
     stack.wait_for_phase("outside", "Failed")
     assert stack.logs("rerun", "main").strip() == "hello"
     assert "Operation not permitted" in stack.logs("outside", "main")
+
+
+def test_metrics_served_while_recording(stack: Stack) -> None:
+    """curl reads every documented metric from the operator and each agent, mid-recording."""
+    record(stack, "metered")
+    stack.run_pod("metered-1", [busybox("main", WORKLOAD)], labels={"app": "metered"})
+    stack.wait_for_phase("metered-1", "Succeeded")
+
+    for process, port in stack.metrics_ports.items():
+        served = curl(f"http://{LOOPBACK}:{port}/metrics")
+        prefix = operator_metrics.PREFIX if process == "operator" else agent_metrics.PREFIX
+        expected = documented(prefix)
+        assert expected, f"docs/metrics.md lists no metric with prefix {prefix}"
+        assert sorted(expected - served_names(served)) == [], f"missing from {process}"
+        if process != "operator":
+            assert _sample(served, "seccomp_recorder_agent_recorder_attached") == 1.0
+
+    stack.stop_recording("metered")
+    stack.wait_until_completed("metered")
+
+
+def curl(url: str) -> str:
+    result = subprocess.run(
+        ["curl", "--silent", "--show-error", "--fail", "--max-time", "30", url],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, f"curl {url} failed: {result.stderr}"
+    return result.stdout
+
+
+def _sample(exposition: str, name: str) -> float:
+    """Return the value of the unlabelled sample `name` in a /metrics page."""
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no sample {name} in the metrics page")
 
 
 def test_replicas_containers_and_init(stack: Stack) -> None:

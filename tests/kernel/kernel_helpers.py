@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -26,15 +25,6 @@ CLI = (sys.executable, "-m", "seccomp_recorder.cli.main")
 # Seconds a started command may take before the test kills it and fails: a guard
 # against hangs, far above what any command here needs, never a measurement.
 COMMAND_TIMEOUT = 60.0
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def cli_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

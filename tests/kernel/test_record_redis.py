@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kernel_helpers import COMMAND_TIMEOUT, LOOPBACK, Cli, Processes, free_port
+from kernel_helpers import COMMAND_TIMEOUT, Cli, Processes
 
+from loopback import LOOPBACK, free_port
 from prerequisites import require
 
 pytestmark = pytest.mark.kernel

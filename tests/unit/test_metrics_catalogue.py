@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import prometheus_client
 import pytest
 
+from metrics_doc import METRICS_DOC, Catalogue, documented_metrics
 from seccomp_recorder.agent import metrics as agent_metrics
 from seccomp_recorder.models.profile import NodeProfileState
 from seccomp_recorder.operator import metrics as operator_metrics
@@ -15,28 +13,8 @@ from seccomp_recorder.operator.daemonset import build_agent_daemonset
 from seccomp_recorder.operator.settings import load_settings
 from seccomp_recorder.recorder.maps import Stat
 
-REPO = Path(__file__).resolve().parents[2]
-METRICS_DOC = REPO / "docs" / "metrics.md"
 PREFIXES = (operator_metrics.PREFIX, agent_metrics.PREFIX)
 IMAGE = "registry.example.com/seccomp-recorder:0.1.0"
-
-# A table row of docs/metrics.md: | `name` | type | `label`, `label` | meaning |
-ROW = re.compile(r"^\| `(?P<name>seccomp_recorder_[a-z_]+)` \| (?P<type>\w+) \|(?P<labels>[^|]*)\|")
-
-Catalogue = dict[str, tuple[str, frozenset[str]]]
-
-
-def documented_metrics(text: str) -> Catalogue:
-    """Map each metric name in the doc's tables to its type and labels."""
-    found: Catalogue = {}
-    for line in text.splitlines():
-        match = ROW.match(line)
-        if match is None:
-            continue
-        labels = frozenset(re.findall(r"`([a-z_]+)`", match["labels"]))
-        assert match["name"] not in found, f"{match['name']} is listed twice in {METRICS_DOC}"
-        found[match["name"]] = (match["type"], labels)
-    return found
 
 
 def exposed_name(family: prometheus_client.Metric) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from test_metrics_catalogue import METRICS_DOC, documented_metrics
 
+from loopback import free_port
+from metrics_doc import documented, served_names
 from seccomp_recorder.agent import metrics as agent_metrics
 from seccomp_recorder.agent.settings import AgentSettings
 from seccomp_recorder.operator import metrics as operator_metrics
@@ -45,13 +44,6 @@ users:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def scrape(port: int) -> str:
     """Read /metrics, retrying until the process serves it."""
     deadline = time.monotonic() + PATIENCE
@@ -64,14 +56,6 @@ def scrape(port: int) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-
-
-def served_names(text: str) -> set[str]:
-    """Return the documented form of each family name in an exposition: counters with _total."""
-    names = set()
-    for family in text_string_to_metric_families(text):
-        names.add(family.name + "_total" if family.type == "counter" else family.name)
-    return names
 
 
 @pytest.fixture
@@ -100,11 +84,6 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def documented(prefix: str) -> set[str]:
-    names = documented_metrics(METRICS_DOC.read_text(encoding="utf-8"))
-    return {name for name in names if name.startswith(prefix)}
 
 
 def test_operator_serves_documented_metrics(

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
+from loopback import free_port
 from seccomp_recorder.operator import metrics
 from seccomp_recorder.operator.settings import load_settings
 
 IMAGE = "registry.example.com/seccomp-recorder:0.1.0"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_port_zero_serves_nothing() -> None:

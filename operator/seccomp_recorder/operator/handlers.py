@@ -11,7 +11,7 @@ module state, so nothing here reads configuration at import time.
   finalizer waits, bounded, for the agents' final results and finalizes the profiles.
 - SeccompRecordingResult: wake the daemon of the result's recording.
 - SeccompProfile: keep the status true to the spec and the agents' reports on every
-  change; a finalizer holds a deleted profile until no existing node keeps its file.
+  change; a finalizer keeps a deleted profile until no existing node has its file.
 - Node: an in-memory index of the nodes, for the profile statuses, and a recount of
   every profile's nodes when the nodes the agents target change.
 """
@@ -181,14 +181,14 @@ def recount_profiles_for_nodes(memo: Runtime, logger: Logger, **kwargs: Any) -> 
                 patched = recount_profiles(memo.api, targeted, now=_now())
         except ApiException as error:
             logger.warning(
-                "Recounting the profiles' nodes failed; the next node event tries again: %s",
-                describe_error(error),
+                "Recounting the profiles for nodes %s failed, to be tried again on the next"
+                " node event: %s", ", ".join(sorted(targeted)) or "(none)", describe_error(error),
             )
             return
         counted.nodes = targeted
     logger.info(
-        "Agents now target %d node(s); recounted the profiles, %d status(es) changed.",
-        len(targeted), patched,
+        "Recounted the profiles for the %d node(s) the agents now target: %d status(es)"
+        " changed.", len(targeted), patched,
     )
 
 
