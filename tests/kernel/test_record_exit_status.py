@@ -59,6 +59,35 @@ def test_sigterm_to_record_reaches_command(recording_host: None, cli: Cli, tmp_p
     assert "execve" in allowed_names(load_profile(profile_path))
 
 
+def test_sigterm_to_record_ends_orphaned_jobs(
+    recording_host: None, cli: Cli, processes: Processes, tmp_path: Path
+) -> None:
+    """The shell dies of the signal; its background job, reparented to record, gets it too."""
+    profile_path = tmp_path / "jobs.yaml"
+    pid_file = tmp_path / "job.pid"
+    recorder = cli.start(
+        "record", "-o", str(profile_path), "--",
+        "/bin/sh", "-c", f"sleep 600 & echo $! > {pid_file}; wait",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + COMMAND_TIMEOUT
+    while not pid_file.exists() or not pid_file.read_text().endswith("\n"):
+        assert time.monotonic() < deadline, "the command never started its job"
+        assert recorder.poll() is None, "record exited before the job started"
+        time.sleep(0.01)
+    job = int(pid_file.read_text())
+    processes.adopt(job)
+
+    os.kill(recorder.pid, signal.SIGTERM)
+    _, stderr = recorder.communicate(timeout=COMMAND_TIMEOUT)
+
+    assert recorder.returncode == SIGTERM_STATUS, stderr
+    # record reaped the job, so it no longer exists.
+    with pytest.raises(ProcessLookupError):
+        os.kill(job, 0)
+    assert "execve" in allowed_names(load_profile(profile_path))
+
+
 def wait_for_daemon(recorder: subprocess.Popen[str], pid_file: Path) -> tuple[int, int]:
     """Return the daemon's pid and parent pid from `pid_file` once it is written."""
     deadline = time.monotonic() + COMMAND_TIMEOUT

@@ -114,18 +114,103 @@ def _set_child_subreaper(enabled: bool) -> None:
         raise OSError(number, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(number)}")
 
 
-@contextmanager
-def _forwarding_signals(pid: int) -> Iterator[None]:
-    """Pass the signals that would stop the recorder on to the command instead."""
+def _children() -> list[int]:
+    """Return the PIDs of this process's children that it has not reaped yet.
 
-    def forward(number: int, _frame: FrameType | None) -> None:
-        logger.info("passing signal %s on to the command (pid %d)", signal.Signals(number).name, pid)
+    Until they are reaped their PIDs cannot be reused, so signalling them never reaches
+    an unrelated process.
+    """
+    own = os.getpid()
+    if not os.path.exists(f"/proc/{own}/task/{own}/children"):
+        return _children_from_stat(own)
+    children: list[int] = []
+    for task in os.listdir(f"/proc/{own}/task"):
+        try:
+            with open(f"/proc/{own}/task/{task}/children", encoding="ascii") as listing:
+                children.extend(int(pid) for pid in listing.read().split())
+        except FileNotFoundError:
+            continue  # The thread ended, and its children moved to another thread.
+    return children
+
+
+def _children_from_stat(own: int) -> list[int]:
+    """Find the children of `own` by their parent PID, on kernels without CONFIG_PROC_CHILDREN."""
+    children = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == own:
+            children.append(int(entry.name))
+    return children
+
+
+class _SignalForwarder:
+    """Pass the signals that would stop the recorder on to the processes it waits for.
+
+    A signal goes to every child of the recorder: the command, and the descendants that
+    were reparented to the recorder (a child subreaper) when their parent exited. A
+    descendant orphaned later, once the signal ended its parent, gets the last signal
+    when the recorder reaps that parent. So `kill PID` of the recorder stops a shell's
+    background jobs as well as the shell, and the recorder does not wait for them.
+    """
+
+    def __init__(self, command: int) -> None:
+        self.command = command
+        self.last: int | None = None
+        self._signalled: set[int] = set()
+
+    def forward(self, number: int, _frame: FrameType | None) -> None:
+        self.last = number
+        children = _children()
+        targets = ", ".join(
+            f"the command (pid {pid})" if pid == self.command else f"pid {pid}"
+            for pid in children
+        )
+        logger.info("passing signal %s on to %s", signal.Signals(number).name, targets or "nobody")
+        for pid in children:
+            self._send(pid, number)
+
+    def reaped(self, pid: int) -> None:
+        """Forget `pid`, and pass the last signal on to descendants orphaned since."""
+        self._signalled.discard(pid)
+        if self.last is None:
+            return
+        for child in _children():
+            if child not in self._signalled:
+                logger.info(
+                    "passing signal %s on to pid %d, orphaned when pid %d ended",
+                    signal.Signals(self.last).name, child, pid,
+                )
+                self._send(child, self.last)
+
+    def _send(self, pid: int, number: int) -> None:
         try:
             os.kill(pid, number)
         except ProcessLookupError:
             pass
+        self._signalled.add(pid)
 
-    previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
+
+def _reset_forwarded_signals() -> None:
+    """Give the forwarded signals their default action in a forked child, unless ignored.
+
+    execve would do the same for handled signals, but the child runs Python code until
+    then, and a signal ignored by whoever started the recorder stays ignored.
+    """
+    for number in FORWARDED_SIGNALS:
+        ignored = signal.getsignal(number) == signal.SIG_IGN
+        signal.signal(number, signal.SIG_IGN if ignored else signal.SIG_DFL)
+
+
+@contextmanager
+def _forwarding_signals(forwarder: _SignalForwarder) -> Iterator[None]:
+    """Install `forwarder` for the signals that would otherwise stop the recorder."""
+    previous = {number: signal.signal(number, forwarder.forward) for number in FORWARDED_SIGNALS}
     try:
         yield
     finally:
@@ -157,9 +242,19 @@ def record_command(
         release_read, release_write = os.pipe()
         failure_read, failure_write = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
+        # The signals to forward stay blocked until the forwarder is installed: one that
+        # arrived before would end the recorder, or run the recorder's handlers in the
+        # child before its execve.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid == 0:  # pragma: no cover - the child replaces itself below
             try:
+                _reset_forwarded_signals()
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 # The command dies with the recorder, so a recorder killed with SIGKILL
                 # leaves no unrecorded command running. NOTE: its own children are not
                 # covered, and carry on under init.
@@ -172,16 +267,19 @@ def record_command(
                 os.write(failure_write, (error.strerror or str(error)).encode())
             os._exit(EXIT_NOT_EXECUTABLE)
 
-        os.close(release_read)
-        os.close(failure_write)
-        try:
-            recorder.track(pid)
-        finally:
-            os.write(release_write, b"x")
-            os.close(release_write)
-        logger.info("recording %s (pid %d) and all its descendants", executable, pid)
+        forwarder = _SignalForwarder(pid)
+        with _forwarding_signals(forwarder):
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.close(release_read)
+            os.close(failure_write)
+            try:
+                recorder.track(pid)
+            finally:
+                os.write(release_write, b"x")
+                os.close(release_write)
+            logger.info("recording %s (pid %d) and all its descendants", executable, pid)
 
-        status = _wait_for_all(pid)
+            status = _wait_for_all(pid, forwarder)
         try:
             reason = _read_all(failure_read).decode(errors="replace")
         finally:
@@ -210,20 +308,20 @@ def _read_all(descriptor: int) -> bytes:
     return b"".join(chunks)
 
 
-def _wait_for_all(pid: int) -> int:
+def _wait_for_all(pid: int, forwarder: _SignalForwarder) -> int:
     """Reap every child until none is left; return the wait status of `pid`."""
     command_status = 0
-    with _forwarding_signals(pid):
-        while True:
-            try:
-                reaped, status = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if reaped == pid:
-                command_status = status
-                logger.info("command (pid %d) ended with %s", pid, _shell_status(status))
-            else:
-                logger.debug("reaped descendant %d", reaped)
+    while True:
+        try:
+            reaped, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if reaped == pid:
+            command_status = status
+            logger.info("command (pid %d) ended with %s", pid, _shell_status(status))
+        else:
+            logger.debug("reaped descendant %d", reaped)
+        forwarder.reaped(reaped)
     return command_status
 
 
