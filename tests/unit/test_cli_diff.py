@@ -116,7 +116,66 @@ def test_conditional_and_logged_rules_count(
     status = run_diff(tmp_path, profile("read"), new)
 
     assert status == 1
-    assert capsys.readouterr().out.splitlines() == ["+ ioctl", "+ ptrace"]
+    assert capsys.readouterr().out.splitlines() == ["+ ioctl when arg1 == 21505", "+ ptrace"]
+
+
+def conditional(name: str, *conditions: dict[str, Any]) -> dict[str, Any]:
+    """Return an allow-list profile that allows `name` under each of `conditions`."""
+    document = profile()
+    document["syscalls"] = [
+        {"names": [name], "action": "SCMP_ACT_ALLOW", "args": [condition]}
+        for condition in conditions
+    ]
+    return document
+
+
+ARG0_IS_1 = {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}
+ARG0_IS_2 = {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}
+
+
+def test_dropped_condition_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = run_diff(tmp_path, conditional("ptrace", ARG0_IS_1), profile("ptrace"), "--allow-shrink")
+
+    assert status == 1
+    assert capsys.readouterr().out.splitlines() == ["+ ptrace without argument conditions"]
+
+
+def test_added_condition_set_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = conditional("ptrace", ARG0_IS_1)
+    new = conditional("ptrace", ARG0_IS_1, ARG0_IS_2)
+
+    status = run_diff(tmp_path, old, new)
+
+    assert status == 1
+    assert capsys.readouterr().out.splitlines() == ["+ ptrace when arg0 == 2"]
+
+
+def test_narrowed_call_is_a_shrink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    masked = {"index": 2, "value": 3, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}
+    old = profile("ptrace")
+    new = conditional("ptrace", masked)
+
+    shrink_fails = run_diff(tmp_path, old, new)
+    lines = capsys.readouterr().out.splitlines()
+    allowed = run_diff(tmp_path, old, new, "--allow-shrink")
+
+    assert shrink_fails == 1
+    assert lines == ["- ptrace without argument conditions"]
+    assert allowed == 0
+
+
+def test_same_conditions_in_other_order_pass(tmp_path: Path) -> None:
+    arg1_at_least_5 = {"index": 1, "value": 5, "op": "SCMP_CMP_GE"}
+    old = profile()
+    old["syscalls"] = [
+        {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": [ARG0_IS_1, arg1_at_least_5]}
+    ]
+    new = profile()
+    new["syscalls"] = [
+        {"names": ["ioctl"], "action": "SCMP_ACT_LOG", "args": [arg1_at_least_5, ARG0_IS_1]}
+    ]
+
+    assert run_diff(tmp_path, old, new) == 0
 
 
 def test_kubernetes_and_oci_forms_compare(
@@ -162,3 +221,10 @@ def test_profile_without_architectures_uses_native(tmp_path: Path) -> None:
     status = run_diff(tmp_path, old, new, "--native-architecture", "SCMP_ARCH_X86_64")
 
     assert status == 0
+
+
+def test_standard_input_twice_exits_2(caplog: pytest.LogCaptureFixture) -> None:
+    status = main(["diff", "-", "-"])
+
+    assert status == 2
+    assert any("both -" in message for message in errors_logged(caplog))

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from seccomp_recorder.cli.profile_files import (
     EXIT_OK,
@@ -27,7 +27,14 @@ from seccomp_recorder.cli.profile_files import (
 from seccomp_recorder.models.algebra import PERMISSIVENESS
 from seccomp_recorder.models.errors import ProfileError
 from seccomp_recorder.models.formats import parse_profile
-from seccomp_recorder.models.profile import Action, Architecture, SeccompProfile, SeccompProfileSpec
+from seccomp_recorder.models.profile import (
+    Action,
+    Architecture,
+    Operator,
+    SeccompProfile,
+    SeccompProfileSpec,
+    SyscallArgument,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +63,10 @@ def add_parser(subparsers: Any) -> None:
 Compare the syscalls and architectures that two seccomp profiles permit, in OCI JSON
 or Kubernetes YAML form. Lines starting with + name what NEW permits and OLD does not,
 lines starting with - what OLD permits and NEW does not. A call counts as permitted
-when a rule allows it (SCMP_ACT_ALLOW or SCMP_ACT_LOG), with or without argument
-conditions. Rule order, errno values and metadata are not compared.
+when a rule allows it (SCMP_ACT_ALLOW or SCMP_ACT_LOG). Argument conditions are
+compared as written: a call allowed without conditions permits more than the same call
+allowed under conditions, and a condition set that OLD lacks counts as permitting more.
+Rule order, errno values and metadata are not compared.
 """,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -73,13 +82,29 @@ conditions. Rule order, errno values and metadata are not compared.
     parser.set_defaults(handler=handle)
 
 
+# The argument conditions of one allow rule, all of which must hold; () for none.
+Conditions = tuple[SyscallArgument, ...]
+# The condition sets under which a call is allowed: {()} when it is allowed always.
+Grant = frozenset[Conditions]
+UNCONDITIONAL: Final[Grant] = frozenset({()})
+
+_OPERATOR_SYMBOLS: Final = {
+    Operator.NE: "!=", Operator.LT: "<", Operator.LE: "<=", Operator.EQ: "==",
+    Operator.GE: ">=", Operator.GT: ">",
+}
+
+
 @dataclass(frozen=True)
 class Permissions:
-    """What a profile lets run: syscall names, architectures, and whether it is an allow list."""
+    """What a profile lets run: calls with their conditions, architectures, default action."""
 
-    names: frozenset[str]
+    grants: dict[str, Grant]
     architectures: frozenset[Architecture]
     default_action: Action
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.grants)
 
 
 @dataclass(frozen=True)
@@ -106,11 +131,56 @@ class ProfileDiff:
 
 def permissions(spec: SeccompProfileSpec, native: Architecture) -> Permissions:
     """Collect what `spec` permits; a profile without architectures applies to `native`."""
-    names = frozenset(
-        name for rule in spec.syscalls if rule.action in PERMITTING_ACTIONS for name in rule.names
-    )
+    conditions: dict[str, set[Conditions]] = {}
+    for rule in spec.syscalls:
+        if rule.action not in PERMITTING_ACTIONS:
+            continue
+        for name in rule.names:
+            conditions.setdefault(name, set()).add(tuple(sorted(rule.args, key=_argument_key)))
+    grants = {
+        name: UNCONDITIONAL if () in sets else frozenset(sets) for name, sets in conditions.items()
+    }
     architectures = frozenset(spec.architectures) or frozenset({native})
-    return Permissions(names, architectures, spec.default_action)
+    return Permissions(grants, architectures, spec.default_action)
+
+
+def _argument_key(argument: SyscallArgument) -> tuple[int, str, int, int]:
+    return (argument.index, argument.op.value, argument.value, argument.value_two)
+
+
+def describe_conditions(conditions: Conditions) -> str:
+    """Render one rule's argument conditions, such as `arg0 == 1 and arg2 & 0x3 == 0x1`."""
+    parts = []
+    for argument in conditions:
+        if argument.op is Operator.MASKED_EQ:
+            parts.append(
+                f"arg{argument.index} & {argument.value:#x} == {argument.value_two:#x}"
+            )
+        else:
+            parts.append(f"arg{argument.index} {_OPERATOR_SYMBOLS[argument.op]} {argument.value}")
+    return " and ".join(parts)
+
+
+def _grant_lines(name: str, grant: Grant) -> list[str]:
+    """Render what `grant` allows of call `name`: the name, or one line per condition set."""
+    if grant == UNCONDITIONAL:
+        return [name]
+    return [f"{name} when {text}" for text in sorted(map(describe_conditions, grant))]
+
+
+def _changes(name: str, old: Grant | None, new: Grant | None) -> tuple[list[str], list[str]]:
+    """Return what `new` permits of call `name` beyond `old`, and what it no longer permits."""
+    if old == new:
+        return [], []
+    if old is None:
+        return _grant_lines(name, new) if new is not None else [], []
+    if new is None:
+        return [], _grant_lines(name, old)
+    if new == UNCONDITIONAL:
+        return [f"{name} without argument conditions"], []
+    if old == UNCONDITIONAL:
+        return [], [f"{name} without argument conditions"]
+    return _grant_lines(name, new - old), _grant_lines(name, old - new)
 
 
 def compare(old: Permissions, new: Permissions) -> ProfileDiff:
@@ -120,9 +190,15 @@ def compare(old: Permissions, new: Permissions) -> ProfileDiff:
         widened = (
             f"default action {old.default_action.value} -> {new.default_action.value} permits more"
         )
+    added: list[str] = []
+    removed: list[str] = []
+    for name in sorted(old.names | new.names):
+        more, less = _changes(name, old.grants.get(name), new.grants.get(name))
+        added += more
+        removed += less
     return ProfileDiff(
-        added=tuple(sorted(new.names - old.names)),
-        removed=tuple(sorted(old.names - new.names)),
+        added=tuple(added),
+        removed=tuple(removed),
         added_architectures=tuple(sorted(new.architectures - old.architectures)),
         removed_architectures=tuple(sorted(old.architectures - new.architectures)),
         default_widened=widened,
@@ -146,6 +222,12 @@ def _load(path: str) -> SeccompProfileSpec:
 
 def handle(args: argparse.Namespace) -> int:
     try:
+        if args.old == "-" and args.new == "-":
+            raise CommandError(
+                "OLD and NEW are both -, but standard input can be read only once: give a"
+                " file for one of them",
+                EXIT_USAGE,
+            )
         native = native_architecture(args)
         old = permissions(_load(args.old), native)
         new = permissions(_load(args.new), native)
