@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 _CALL = re.compile(r"^(?P<pid>\d+)\s+(?:<\.\.\. (?P<resumed>\w+) resumed>|(?P<call>\w+)\()")
 # strace prints `???` for a call it could not read, such as the one a task was in when
 # another thread's exit_group or a SIGKILL ended it: no name to compare, so skipped.
-_NOT_A_CALL = re.compile(r"^\d+\s+(?:(?:---|\+\+\+) |\?\?\?\()")
+_NOT_A_CALL = re.compile(r"^\d+\s+(?:(?:---|\+\+\+) |\?\?\?\(|<\.\.\. \?\?\? resumed>)")
 # The end of a call that returned a number: the child's pid for the calls below. Under
 # --pidns-translation, strace adds the pid as its own namespace numbers it, which is the
 # one its first column uses for a process in another pid namespace (a container's).

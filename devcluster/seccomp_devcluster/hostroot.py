@@ -17,10 +17,14 @@ Two refinements of that picture:
   runs on (`sys.base_prefix`, when it lies under /root, as with pyenv), so a
   container of any user can run the dev cluster's venv and never reads root's files.
   The skeleton directories on the way to it are world-searchable (mode 0755).
+- /tmp. The venv and the project's sources are bound read-only over the private /tmp
+  when they lie under it, as in a checkout that CI cloned to /tmp, so the project's
+  images still run there.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import sys
@@ -31,7 +35,25 @@ from typing import Any
 # Top-level host directories that a host-root container gets fresh instead of bound.
 HOST_ROOT_SKIPPED = frozenset({"proc", "sys", "dev", "tmp", "run", "lost+found"})
 HIDDEN_HOME = PurePosixPath("/root")
+TMP = PurePosixPath("/tmp")
 BIND_OPTIONS = ["rbind", "ro", "nosuid", "nodev"]
+
+
+def exposed_tmp_paths() -> list[PurePosixPath]:
+    """Return the paths under /tmp that the host image shows: the venv and the project's sources."""
+    candidates = {os.path.realpath(sys.prefix)}
+    for package in ("seccomp_recorder", "seccomp_devcluster"):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec is not None else []:
+            candidates.add(os.path.dirname(os.path.realpath(location)))
+    paths: list[PurePosixPath] = []
+    for candidate in sorted(candidates):  # parents sort before their children
+        path = PurePosixPath(candidate)
+        if path == TMP or not path.is_relative_to(TMP):
+            continue
+        if not any(path.is_relative_to(shown) for shown in paths):
+            paths.append(path)
+    return paths
 
 
 def exposed_home_paths() -> list[PurePosixPath]:
@@ -49,18 +71,17 @@ class HostRootLayout:
     directories: list[PurePosixPath] = field(default_factory=list)
     symlinks: dict[PurePosixPath, str] = field(default_factory=dict)
     binds: list[PurePosixPath] = field(default_factory=list)
+    # Binds over the private /tmp, mounted after it.
+    tmp_binds: list[PurePosixPath] = field(default_factory=list)
 
     def mounts(self) -> list[dict[str, Any]]:
-        """Return the OCI mounts: the binds, then private /tmp and /run."""
-        mounts: list[dict[str, Any]] = [
-            {"destination": str(path), "type": "bind", "source": str(path),
-             "options": list(BIND_OPTIONS)}
-            for path in self.binds
-        ]
+        """Return the OCI mounts: the binds, private /tmp and /run, then the binds into /tmp."""
+        mounts: list[dict[str, Any]] = [_read_only_bind(path) for path in self.binds]
         mounts.append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                        "options": ["nosuid", "nodev", "mode=1777"]})
         mounts.append({"destination": "/run", "type": "tmpfs", "source": "tmpfs",
                        "options": ["nosuid", "nodev", "mode=755"]})
+        mounts.extend(_read_only_bind(path) for path in self.tmp_binds)
         return mounts
 
     def build(self, rootfs: Path) -> None:
@@ -72,6 +93,11 @@ class HostRootLayout:
             target.chmod(0o755)
         for link, destination in self.symlinks.items():
             (rootfs / link.relative_to("/")).symlink_to(destination)
+
+
+def _read_only_bind(path: PurePosixPath) -> dict[str, Any]:
+    return {"destination": str(path), "type": "bind", "source": str(path),
+            "options": list(BIND_OPTIONS)}
 
 
 def _first_missing(destination: PurePosixPath) -> PurePosixPath | None:
@@ -111,7 +137,7 @@ def host_root_layout(mount_destinations: list[str]) -> HostRootLayout:
             split.add(parent)
             only.setdefault(parent, set()).add(child.name)
 
-    layout = HostRootLayout()
+    layout = HostRootLayout(tmp_binds=exposed_tmp_paths())
     _plan_directory(PurePosixPath("/"), split, only, layout)
     return layout
 

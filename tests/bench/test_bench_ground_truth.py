@@ -39,7 +39,10 @@ def test_strace_names_whole_trace() -> None:
 
 
 def test_strace_names_skips_calls_strace_could_not_read() -> None:
-    trace = "7 getpid() = 7\n8 ???( <unfinished ...>\n8 +++ killed by SIGKILL +++\n"
+    trace = (
+        "7 getpid() = 7\n8 ???( <unfinished ...>\n9 <... ??? resumed>) = ?\n"
+        "8 +++ killed by SIGKILL +++\n"
+    )
 
     assert strace_names(trace) == {"getpid"}
 

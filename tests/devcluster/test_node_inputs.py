@@ -271,3 +271,15 @@ def test_host_root_hides_root_home() -> None:
     assert under_root == exposed
     if os.path.realpath(sys.base_prefix).startswith("/root/"):
         assert exposed == [PurePosixPath(os.path.realpath(sys.base_prefix))]
+
+
+def test_host_root_shows_venv_under_tmp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "prefix", "/tmp/checkout/.venv")
+
+    layout = host_root_layout([])
+    destinations = [mount["destination"] for mount in layout.mounts()]
+
+    assert PurePosixPath("/tmp/checkout/.venv") in layout.tmp_binds
+    # Bound after the private /tmp, or the tmpfs would hide it.
+    assert destinations.index("/tmp/checkout/.venv") > destinations.index("/tmp")
+    assert all(path.is_relative_to("/tmp") for path in layout.tmp_binds)

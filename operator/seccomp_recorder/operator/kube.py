@@ -35,13 +35,16 @@ from seccomp_recorder.kubeapi import (
 )
 
 __all__ = [
-    "API_VERSION", "CONFLICT_ATTEMPTS", "GROUP", "HTTP_CONFLICT", "HTTP_INVALID",
+    "API_VERSION", "CONFLICT_ATTEMPTS", "FINALIZER", "GROUP", "HTTP_CONFLICT", "HTTP_INVALID",
     "HTTP_NOT_FOUND", "MERGE_PATCH", "PROFILES", "RECORDINGS", "RECORDING_RESULTS",
     "REQUEST_TIMEOUT", "VERSION", "ApiClients", "ConflictError", "KubeObject", "connect",
     "create_custom", "describe_error", "get_custom", "is_status", "list_custom",
     "list_custom_everywhere", "patch_status",
     "read_json", "replace_custom", "update_status",
 ]
+
+# The finalizer kopf adds to the objects it handles, for their delete handlers.
+FINALIZER: Final = f"{GROUP}/finalizer"
 
 # Attempts of a read-modify-write that meets 409 Conflict, each with a fresh read.
 CONFLICT_ATTEMPTS: Final = 5

@@ -23,7 +23,7 @@ import kopf
 from kubernetes.config import ConfigException
 
 from seccomp_recorder.operator import handlers, metrics, peering
-from seccomp_recorder.operator.kube import GROUP, connect
+from seccomp_recorder.operator.kube import FINALIZER, connect
 from seccomp_recorder.operator.settings import (
     ENV_PREFIX,
     OperatorSettings,
@@ -32,7 +32,6 @@ from seccomp_recorder.operator.settings import (
 )
 from seccomp_recorder.setting_values import LogFormat
 
-FINALIZER: Final = f"{GROUP}/finalizer"
 # Seconds a watch request lets the API server keep the stream open, and the client's
 # own limit a little above it. Both bound how long a stream that went quiet without an
 # error (a restarted API server, a dropped connection) stays unnoticed.

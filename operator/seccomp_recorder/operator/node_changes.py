@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from seccomp_recorder.operator import events
 from seccomp_recorder.operator.kube import (
+    FINALIZER,
     HTTP_CONFLICT,
     HTTP_NOT_FOUND,
     PROFILES,
@@ -53,11 +54,15 @@ def recount_profiles(api: ApiClients, targeted: frozenset[str], *, now: datetime
 
     Each patch carries the resourceVersion that was listed. A profile that changed or
     went away since gets its own event, which computes its status anyway, so a 409 or
-    404 skips it. Returns the number of profiles patched.
+    404 skips it. So does a profile without the operator's finalizer yet: its status
+    waits for kopf's first pass, so that it never looks Installed before a deletion
+    would wait for its nodes. Returns the number of profiles patched.
     """
     patched = 0
     for body in list_custom_everywhere(api, PROFILES):
         metadata = body["metadata"]
+        if FINALIZER not in (metadata.get("finalizers") or []):
+            continue  # Not handled by kopf yet; its first pass computes the status.
         profile = ProfileView.from_body(body)
         status = compute_status(profile, targeted, now=now)
         changes = status_patch(body.get("status") or {}, status)
