@@ -75,14 +75,17 @@ class HostRootLayout:
     tmp_binds: list[PurePosixPath] = field(default_factory=list)
 
     def mounts(self) -> list[dict[str, Any]]:
-        """Return the OCI mounts: the binds, private /tmp and /run, then the binds into /tmp."""
+        """Return the OCI mounts: the binds, then private /tmp and /run."""
         mounts: list[dict[str, Any]] = [_read_only_bind(path) for path in self.binds]
         mounts.append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                        "options": ["nosuid", "nodev", "mode=1777"]})
         mounts.append({"destination": "/run", "type": "tmpfs", "source": "tmpfs",
                        "options": ["nosuid", "nodev", "mode=755"]})
-        mounts.extend(_read_only_bind(path) for path in self.tmp_binds)
         return mounts
+
+    def tmp_mounts(self) -> list[dict[str, Any]]:
+        """Return the binds into /tmp, to mount after every other mount, volumes at /tmp too."""
+        return [_read_only_bind(path) for path in self.tmp_binds]
 
     def build(self, rootfs: Path) -> None:
         """Create the skeleton folders and symlinks inside `rootfs` (the bundle's root)."""

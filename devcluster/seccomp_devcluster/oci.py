@@ -205,11 +205,15 @@ def _standard_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sysfs_options},
     ]
-    if spec.rootfs == "host":
-        mounts.extend(host_root_layout([m.destination for m in spec.mounts]).mounts())
+    layout = host_root_layout([m.destination for m in spec.mounts]) if spec.rootfs == "host" else None
+    if layout is not None:
+        mounts.extend(layout.mounts())
     for extra in spec.mounts:
         mounts.append({"destination": extra.destination, "type": extra.type,
                        "source": extra.source, "options": list(extra.options)})
+    if layout is not None:
+        # After the volumes, so that an emptyDir at /tmp does not hide them either.
+        mounts.extend(layout.tmp_mounts())
     return mounts
 
 

@@ -45,6 +45,7 @@ pytestmark = pytest.mark.cluster
 
 GROUP, VERSION = "seccomp-recorder.io", "v1alpha1"
 RESUMING = "Resuming operations after the pause"
+PAUSING = "Pausing operations in favour of"
 class Installation:
     """The chart rendered into one namespace of the dev cluster, with API helpers."""
 
@@ -125,12 +126,40 @@ class Installation:
         found = [pod for pod in self.pods(component) if ready(pod)]
         return found if len(found) == count else None
 
+    def describe(self, component: str) -> str:
+        """Summarize the pods of `component` for a failure message: states and log tails."""
+        lines = []
+        for pod in self.pods(component):
+            name = pod["metadata"]["name"]
+            status = pod.get("status") or {}
+            states = [
+                f"{container['name']}: {json.dumps(container.get('state'))}"
+                for container in status.get("containerStatuses") or []
+            ]
+            lines.append(f"pod {name}: phase {status.get('phase')}; {'; '.join(states)}")
+            try:
+                tail = self.log(name).splitlines()[-15:]
+            except ApiException as error:
+                tail = [f"(no log: {error.reason})"]
+            lines.extend(f"  {line}" for line in tail)
+        return "\n".join(lines) or f"no {component} pods"
+
     def log(self, pod: str) -> str:
         text: str = self.core.read_namespaced_pod_log(pod, self.namespace)
         return text
 
-    def replicas_logging(self, text: str, pods: list[str]) -> list[str]:
-        return [pod for pod in pods if text in self.log(pod)]
+    def active_replicas(self, pods: list[str]) -> list[str]:
+        """Return the replicas whose last peering decision was to resume.
+
+        A replica that started before the other's first keep-alive arrived resumes, then
+        pauses when it sees a peer with a higher priority.
+        """
+        active = []
+        for pod in pods:
+            log = self.log(pod)
+            if log.rfind(RESUMING) > log.rfind(PAUSING):
+                active.append(pod)
+        return active
 
     def keep_alives(self) -> dict[str, Any]:
         """Return the keep-alives in the release's peering object, by replica identity."""
@@ -223,8 +252,11 @@ def test_chart_runs_operator_and_agents(devcluster: DevCluster, installation: In
     assert replicas == 2
 
     # Both operator replicas become ready: the probes reach kopf's liveness endpoint.
-    operators = wait_for("both operator replicas to be ready",
-                         lambda: installation.ready_pods("operator", replicas))
+    try:
+        operators = wait_for("both operator replicas to be ready",
+                             lambda: installation.ready_pods("operator", replicas))
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{installation.describe('operator')}") from None
     names = sorted(pod["metadata"]["name"] for pod in operators)
 
     # The operator creates the agent DaemonSet, owned by the operator's Deployment, and
@@ -239,10 +271,9 @@ def test_chart_runs_operator_and_agents(devcluster: DevCluster, installation: In
     assert {pod["spec"]["serviceAccountName"] for pod in agents} == {expected_account}
 
     # Both replicas keep their keep-alive in the release's peering object, and exactly
-    # one of them resumed from the initial pause.
+    # one of them ends up resumed from the initial pause.
     wait_for("both replicas' keep-alives", lambda: sorted(installation.keep_alives()) == names)
-    active = wait_for("an active replica", lambda: installation.replicas_logging(RESUMING, names))
-    assert len(active) == 1
+    wait_for("exactly one active replica", lambda: len(installation.active_replicas(names)) == 1)
 
     # A profile reaches every node through the agents.
     installation.create_custom("seccompprofiles", "SeccompProfile", "chart-check", {

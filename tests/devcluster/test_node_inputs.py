@@ -277,9 +277,10 @@ def test_host_root_shows_venv_under_tmp(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(sys, "prefix", "/tmp/checkout/.venv")
 
     layout = host_root_layout([])
-    destinations = [mount["destination"] for mount in layout.mounts()]
 
     assert PurePosixPath("/tmp/checkout/.venv") in layout.tmp_binds
-    # Bound after the private /tmp, or the tmpfs would hide it.
-    assert destinations.index("/tmp/checkout/.venv") > destinations.index("/tmp")
+    assert [mount["destination"] for mount in layout.tmp_mounts()] == [
+        str(path) for path in layout.tmp_binds
+    ]
     assert all(path.is_relative_to("/tmp") for path in layout.tmp_binds)
+    assert all(not path.is_relative_to("/tmp") for path in layout.binds)

@@ -96,7 +96,7 @@ _OPERATOR_SYMBOLS: Final = {
 
 @dataclass(frozen=True)
 class Permissions:
-    """What a profile lets run: calls with their conditions, architectures, default action."""
+    """The permissions of a profile: calls with their conditions, architectures, default action."""
 
     grants: dict[str, Grant]
     architectures: frozenset[Architecture]

@@ -200,7 +200,7 @@ def _reset_forwarded_signals() -> None:
     """Give the forwarded signals their default action in a forked child, unless ignored.
 
     execve would do the same for handled signals, but the child runs Python code until
-    then, and a signal ignored by whoever started the recorder stays ignored.
+    then. A signal that the recorder's own parent set to be ignored stays ignored.
     """
     for number in FORWARDED_SIGNALS:
         ignored = signal.getsignal(number) == signal.SIG_IGN
