@@ -182,6 +182,12 @@ def test_deletion_waits_for_existing_nodes(
     kube.patch_status(PROFILES, namespace, "web",
                       {"nodeStatuses": {node_a: installed(1), node_b: installed(1)}})
     wait_for_phase(kube, namespace, "web", "Installed", "2/2", operator)
+    # kopf adds its finalizer right after its first status patch, not with it.
+    def finalized() -> bool:
+        profile = kube.get(PROFILES, namespace, "web") or {}
+        return FINALIZER in profile.get("metadata", {}).get("finalizers", [])
+
+    wait_for("the operator's finalizer", finalized, operator=operator)
 
     kube.delete(PROFILES, namespace, "web")
     wait_for_phase(kube, namespace, "web", "Terminating", "2/2", operator)
