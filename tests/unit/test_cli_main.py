@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from seccomp_recorder.cli import main as cli_main
+
 CLI = (sys.executable, "-m", "seccomp_recorder.cli.main")
 # A profile that denies clone3 with EPERM, which every subcommand that checks warns about.
 WARNED_PROFILE = {
@@ -83,3 +85,28 @@ def test_warning_line_names_level_once(tmp_path: Path) -> None:
         f"seccomp-recorder convert: warning: {profile}: syscalls: clone3 is denied"
     )
     assert result.stderr.count("warning:") == 1
+
+
+def test_ctrl_c_wrapped_by_class_creation_exits_130(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def interrupted_import(_argv: object) -> int:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise RuntimeError("Error calling __set_name__ on 'PydanticDescriptorProxy'") from interrupt
+
+    monkeypatch.setattr(cli_main, "_run_subcommand", interrupted_import)
+
+    assert cli_main.main([]) == 130
+    assert "interrupted by SIGINT" in caplog.text
+
+
+def test_other_runtime_errors_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_argv: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli_main, "_run_subcommand", broken)
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli_main.main([])

@@ -58,13 +58,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run_subcommand(argv)
     except KeyboardInterrupt:
-        # `record` passes SIGINT on to the command it runs. Anywhere else, Ctrl-C ends
-        # the subcommand with the status a shell would report.
-        if logging.getLogger().handlers:
-            logger.error("interrupted by SIGINT (Ctrl-C)")
-        else:
-            print(f"{PROG}: error: interrupted by SIGINT (Ctrl-C)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
+    except RuntimeError as error:
+        # A Ctrl-C while pydantic builds a model class arrives wrapped by Python's
+        # __set_name__ hook, as "Error calling __set_name__ ...".
+        if not isinstance(error.__cause__, KeyboardInterrupt):
+            raise
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Report a Ctrl-C and return the status a shell would report for it."""
+    # `record` passes SIGINT on to the command it runs. Anywhere else, Ctrl-C ends the
+    # subcommand.
+    if logging.getLogger().handlers:
+        logger.error("interrupted by SIGINT (Ctrl-C)")
+    else:
+        print(f"{PROG}: error: interrupted by SIGINT (Ctrl-C)", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _run_subcommand(argv: Sequence[str] | None) -> int:
