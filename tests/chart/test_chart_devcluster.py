@@ -67,6 +67,8 @@ class Installation:
         self.core = kubernetes.client.CoreV1Api(client)
         self.apps = kubernetes.client.AppsV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
+        # Pods the test started itself, deleted before the release.
+        self.test_pods: list[str] = []
 
     def only(self, kind: str) -> Manifest:
         (found,) = [manifest for manifest in self.manifests if manifest["kind"] == kind]
@@ -90,6 +92,13 @@ class Installation:
         objects is enough to remove the agents. Should that fail, the DaemonSet is deleted
         anyway before the assertion fails.
         """
+        for pod in self.test_pods:
+            try:
+                self.core.delete_namespaced_pod(pod, self.namespace, grace_period_seconds=0,
+                                                _preload_content=False)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
         for plural in ("seccomprecordings", "seccompprofiles"):
             for item in self.list_custom(plural):
                 self.delete_custom(plural, item["metadata"]["name"])
@@ -211,6 +220,41 @@ class Installation:
             GROUP, VERSION, self.namespace, plural, body, _preload_content=False
         )
 
+    def find_custom_in_phase(self, plural: str, name: str, phase: str) -> dict[str, Any] | None:
+        """Return the object when it exists and is in `phase`, else None."""
+        try:
+            return self.custom_in_phase(plural, name, phase)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def patch_custom(self, plural: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name, patch, _preload_content=False
+        )
+
+    def run_pod(self, name: str, labels: dict[str, str], script: str) -> None:
+        """Start a busybox pod that runs `script` once."""
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {"name": "main", "image": "busybox", "command": ["/bin/sh", "-c", script]}
+                ],
+            },
+        }
+        self.test_pods.append(name)
+        self.core.create_namespaced_pod(self.namespace, body, _preload_content=False)
+
+    def pod_phase(self, name: str) -> str | None:
+        response: Any = self.core.read_namespaced_pod(name, self.namespace, _preload_content=False)
+        phase: str | None = json.loads(response.data).get("status", {}).get("phase")
+        return phase
+
     def delete_custom(self, plural: str, name: str) -> None:
         try:
             self.custom.delete_namespaced_custom_object(
@@ -299,3 +343,17 @@ def test_chart_runs_operator_and_agents(devcluster: DevCluster, installation: In
         pins = installation.bpffs / "seccomp-recorder" / node_name
         assert pins.is_dir()
         assert any(pins.iterdir())
+
+    # A labelled pod is recorded through the chart's operator and agents, and once the
+    # recording stops its profile is installed on every node.
+    installation.run_pod("chart-check", {"app": "chart-check"}, "echo hello > /tmp/out && cat /tmp/out")
+    wait_for("the recorded pod to succeed", lambda: installation.pod_phase("chart-check") == "Succeeded")
+    installation.patch_custom("seccomprecordings", "chart-check", {"spec": {"active": False}})
+    recorded = wait_for("the recorded profile on every node",
+                        lambda: installation.find_custom_in_phase("seccompprofiles", "chart-check-main",
+                                                                  "Installed"))
+    assert recorded["status"]["nodes"] == f"{len(nodes)}/{len(nodes)}"
+    allowed = {name for rule in recorded["spec"]["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW"
+               for name in rule["names"]}
+    assert {"execve", "openat", "write"} <= allowed
+    assert "mkdir" not in allowed
