@@ -201,6 +201,19 @@ class TestOptionValues:
         assert f"seccomp-recorder record: error: {message}" in capsys.readouterr().err
 
 
+def test_output_in_proc_rejected_before_recording(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The recorder stand-in would end `record` with 130 if the command were started.
+    monkeypatch.setattr(record, "Recorder", InterruptedRecorder)
+
+    status = main(["record", "-o", "/proc/version", "--", "true"])
+
+    assert status == 2
+    assert "cannot write /proc/version" in caplog.text
+    assert "choose another path" in caplog.text
+
+
 class TestSharedStdout:
     """The warning when the profile and the command's output share a redirected stdout."""
 

@@ -14,6 +14,7 @@ import re
 import signal
 import stat
 import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 from typing import Any, Self
@@ -337,6 +338,18 @@ def _check_output_path(output: str | None) -> None:
             f"cannot write {output}: directory {directory} is not writable; choose another path",
             EXIT_USAGE,
         )
+    # Permissions do not tell everything: a read-only mount, or /proc and /sys, where
+    # no new file can be made. The profile is written through a new file, so try one.
+    try:
+        probe, probe_name = tempfile.mkstemp(dir=directory, prefix=".seccomp-recorder-probe.")
+    except OSError as error:
+        raise CommandError(
+            f"cannot write {output}: no file can be created in {directory} ({error.strerror});"
+            " choose another path",
+            EXIT_USAGE,
+        ) from error
+    os.close(probe)
+    os.unlink(probe_name)
 
 
 def _default_name(command: list[str]) -> str:
