@@ -161,7 +161,7 @@ class Installation:
         """Return the replicas whose last peering decision was to resume.
 
         A replica that started before the other's first keep-alive arrived resumes, then
-        pauses when it sees a peer with a higher priority.
+        pauses once it reads the keep-alive of a peer with a higher priority.
         """
         active = []
         for pod in pods:
