@@ -170,8 +170,22 @@ def node_index(body: kopf.Body, name: str, **_: Any) -> dict[str, NodeInfo]:
 
 
 @kopf.on.event("", "v1", "nodes")
-def recount_profiles_for_nodes(memo: Runtime, logger: Logger, **kwargs: Any) -> None:
+def recount_profiles_for_nodes(
+    event: kopf.RawEvent, body: kopf.Body, name: str, memo: Runtime, logger: Logger,
+    **kwargs: Any,
+) -> None:
     """Recount every profile's nodes when a node came, went, or changed readiness."""
+    # Most node events are status heartbeats that leave this node where it was: compare
+    # this node alone before the whole index.
+    last_counted = memo.counted_nodes.nodes
+    if last_counted is not None:
+        settings = memo.settings
+        targeted_now = event.get("type") != "DELETED" and bool(targeted_nodes(
+            [NodeInfo.from_body(body)], settings.agent_node_selector, settings.agent_tolerations
+        ))
+        if targeted_now == (name in last_counted):
+            return
+
     targeted = _targeted(memo, kwargs["node_index"])
     with memo.counted_nodes.held() as counted:
         if counted.nodes == targeted:
