@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from polling import poll
 from prerequisites import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,15 +99,8 @@ PATIENCE = 120.0
 
 
 def wait_for(description: str, condition: Callable[[], Any], patience: float = PATIENCE) -> Any:
-    """Poll `condition` until it returns a true value, and return that value."""
-    deadline = time.monotonic() + patience
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {description}")
-        time.sleep(0.5)
+    """Poll `condition` every half second until it returns a true value, and return that value."""
+    return poll(description, condition, patience, interval=0.5)
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from chart_helpers import (
 )
 from kubernetes.client.exceptions import ApiException
 
+from kube_reads import read_or_none
 from prerequisites import require
 from seccomp_devcluster.cluster import DevCluster
 from seccomp_recorder.recorder.recorder import DEFAULT_OBJECT_PATH
@@ -180,16 +181,9 @@ class Installation:
         return status
 
     def daemonset(self) -> dict[str, Any] | None:
-        try:
-            response: Any = self.apps.read_namespaced_daemon_set(
-                DAEMONSET, self.namespace, _preload_content=False
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        found: dict[str, Any] = json.loads(response.data)
-        return found
+        return read_or_none(lambda: self.apps.read_namespaced_daemon_set(
+            DAEMONSET, self.namespace, _preload_content=False
+        ))
 
     def list_custom(self, plural: str) -> list[dict[str, Any]]:
         response: Any = self.custom.list_namespaced_custom_object(
@@ -222,12 +216,10 @@ class Installation:
 
     def find_custom_in_phase(self, plural: str, name: str, phase: str) -> dict[str, Any] | None:
         """Return the object when it exists and is in `phase`, else None."""
-        try:
-            return self.custom_in_phase(plural, name, phase)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        found = read_or_none(lambda: self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name, _preload_content=False
+        ))
+        return found if (found or {}).get("status", {}).get("phase") == phase else None
 
     def patch_custom(self, plural: str, name: str, patch: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(

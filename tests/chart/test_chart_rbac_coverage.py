@@ -37,6 +37,7 @@ from chart_helpers import (
 from kubernetes.client.exceptions import ApiException
 from rbac_audit import Attributes, RecordingProxy, attributes, denied_requests
 
+from kube_reads import read_or_none
 from prerequisites import require
 from seccomp_devcluster.cluster import DevCluster
 from seccomp_recorder.recorder.recorder import DEFAULT_OBJECT_PATH
@@ -133,15 +134,8 @@ class Scenario:
             GROUP, VERSION, self.namespace, plural, body, _preload_content=False)
 
     def get(self, plural: str, name: str) -> dict[str, Any] | None:
-        try:
-            response: Any = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, name, _preload_content=False)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        found: dict[str, Any] = json.loads(response.data)
-        return found
+        return read_or_none(lambda: self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name, _preload_content=False))
 
     def names(self, plural: str) -> list[str]:
         response: Any = self.custom.list_namespaced_custom_object(

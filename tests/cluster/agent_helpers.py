@@ -22,6 +22,8 @@ import kubernetes
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from kube_reads import read_or_none
+from polling import poll
 from seccomp_devcluster.cluster import DevCluster
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -165,16 +167,9 @@ def apply_crds(cluster: DevCluster) -> None:
 
 
 def read_profile(cluster: DevCluster, name: str, namespace: str = "default") -> dict[str, Any] | None:
-    try:
-        response: Any = custom_api(cluster).get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PROFILES, name, _preload_content=False
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    found: dict[str, Any] = json.loads(response.data)
-    return found
+    return read_or_none(lambda: custom_api(cluster).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PROFILES, name, _preload_content=False
+    ))
 
 
 def create_profile(cluster: DevCluster, body: dict[str, Any]) -> dict[str, Any]:
@@ -234,14 +229,7 @@ def node_state(profile: dict[str, Any] | None, node: str) -> dict[str, Any] | No
 
 def wait_for(description: str, condition: Callable[[], Any], patience: float = PATIENCE) -> Any:
     """Poll `condition` until it returns a true value, and return that value."""
-    deadline = time.monotonic() + patience
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {patience} s waiting for {description}")
-        time.sleep(0.05)
+    return poll(description, condition, patience)
 
 
 def wait_for_node_state(

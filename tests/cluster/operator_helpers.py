@@ -24,6 +24,8 @@ import kubernetes
 from agent_helpers import GROUP, PATIENCE, VERSION
 from kubernetes.client.exceptions import ApiException
 
+from kube_reads import read_or_none
+from polling import poll
 from seccomp_devcluster.cluster import DevCluster
 
 RECORDINGS = "seccomprecordings"
@@ -131,16 +133,9 @@ class Kube:
         return created
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            response: Any = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, _preload_content=False
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        found: dict[str, Any] = json.loads(response.data)
-        return found
+        return read_or_none(lambda: self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name, _preload_content=False
+        ))
 
     def list(self, plural: str, namespace: str) -> list[dict[str, Any]]:
         response: Any = self.custom.list_namespaced_custom_object(
@@ -232,15 +227,8 @@ def wait_for(
 
     On timeout the assertion names `description` and shows the operator's log, if given.
     """
-    deadline = time.monotonic() + patience
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            log = f"\noperator log:\n{operator.log()}" if operator is not None else ""
-            raise AssertionError(f"timed out after {patience} s waiting for {description}{log}")
-        time.sleep(0.05)
+    details = None if operator is None else lambda: f"operator log:\n{operator.log()}"
+    return poll(description, condition, patience, details=details)
 
 
 def recording_body(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
