@@ -108,11 +108,11 @@ def section(section: dict[str, Any]) -> list[str]:
     files = profiles * install["nodes"]
     command = shlex.join(section["recorded_command"])
     setup = (
-        f"The dev cluster runs {nodes} node stand-ins, each with its own kubelet root; one node"
-        " agent process per node (`python -m seccomp_recorder.agent`, started by the"
-        " benchmark with a private bpffs for its pins, as a DaemonSet pod would run it); and"
-        " the operator (`python -m seccomp_recorder.operator`, default settings but for the"
-        " agent image and namespace). The API server is the dev cluster's emulator, a Python"
+        f"The dev cluster runs {nodes} node stand-ins, each with its own kubelet root. Beside"
+        " them run one node agent process per node (`python -m seccomp_recorder.agent`,"
+        " started by the benchmark with a private bpffs for its pins, as a DaemonSet pod would"
+        " run it) and the operator (`python -m seccomp_recorder.operator`, default settings"
+        " but for the agent image and namespace). The API server is the dev cluster's emulator, a Python"
         " process on the same CPUs, so these times include its latency and would differ"
         " against a real kube-apiserver. The benchmark polls the files and the API every"
         f" 10 ms. The recorded container runs `{command}` in a busybox pod that a"

@@ -247,8 +247,8 @@ class Recorder:
             all_containers=int(self.mode is Mode.ALL_CONTAINERS), host_mntns=self.host_mntns
         )
         try:
-            # A BTF file given by hand serves CO-RE relocations only, so tp_btf programs
-            # cannot attach with it: the raw tracepoint entry point stands in.
+            # A BTF file given by hand serves CO-RE relocations only, and tp_btf programs
+            # cannot attach with it, so the raw tracepoint entry point is loaded instead.
             self._object.skip_program(
                 SYS_ENTER_RAW if custom_btf is None else SYS_ENTER_BTF
             )

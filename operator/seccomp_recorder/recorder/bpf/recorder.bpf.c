@@ -91,10 +91,10 @@ static __always_inline void count(__u32 index)
 }
 
 /*
- * Field reads of a task. `direct` is a constant at every inlined call: true in the
- * tp_btf program, whose task pointer the verifier knows from BTF, so the reads are
- * plain loads; false in the raw_tp programs, which must go through probe reads.
- * CO-RE relocates the offsets either way.
+ * Field reads of a task. `direct` is a constant at every inlined call. It is true in
+ * the tp_btf program, whose task pointer the verifier types from BTF, so the reads are
+ * plain loads. It is false in the raw_tp programs, which must use probe reads. CO-RE
+ * relocates the offsets either way.
  */
 static __always_inline __u32 mount_namespace_read(struct task_struct *task, bool direct)
 {
